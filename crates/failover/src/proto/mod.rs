@@ -1,0 +1,43 @@
+//! The faild wire protocol, version 1: encode and decode, no I/O.
+//!
+//! One request is one line of whitespace-separated words:
+//!
+//! ```text
+//! FAIL/1 <id> <community> GET <service> [<service>...]
+//! FAIL/1 <id> <community> SET <service> <UP|RECOVER|FAIL> [<backup-host>]
+//! FAIL/1 <id> <community> DEL <service>
+//! FAIL/1 <id> <community> LIST
+//! ```
+//!
+//! A reply is a header line followed by as many item lines as the header
+//! counts:
+//!
+//! ```text
+//! FAIL/1 <id> OK <n>          (CREATED instead of OK for a SET that made a new service)
+//! <service> <STATE> <backup|-> <since RFC 3339> <changes>
+//! <service> ERR <CODE>         (an item of a GET that could not be read)
+//! FAIL/1 <id> ERR <CODE> <one-line message>
+//! ```
+//!
+//! Over TCP lines end with `\n` and a connection carries any number of
+//! requests; over UDP a datagram holds exactly one request or one reply.
+//! See `docs/protocol.md` for the full definition.
+
+mod error;
+mod request;
+mod response;
+
+pub use error::{ErrorCode, ProtoError};
+pub use request::{Op, Request};
+pub use response::{Header, Item, Reply, Status, format_time, parse_time};
+
+/// The protocol version this implementation speaks.
+pub const VERSION: u32 = 1;
+/// Longest request line accepted, newline included. A GET for 60 services of
+/// maximal name length still fits.
+pub const MAX_REQUEST: usize = 8 * 1024;
+/// Largest reply that is sent as one UDP datagram; larger replies (a LIST of
+/// thousands of services) must be fetched over TCP.
+pub const MAX_UDP_REPLY: usize = 65_000;
+/// Most names one GET may ask for.
+pub const MAX_GET_NAMES: usize = 256;
