@@ -1,0 +1,55 @@
+//! The community rules in force, and their reload on SIGHUP.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use anyhow::{Context, Result};
+use failover::community::Rules;
+
+/// The current rule set. Requests take a cheap `Arc` snapshot, so a reload
+/// never blocks or tears a request in progress.
+#[derive(Debug)]
+pub struct Access {
+    file: Option<PathBuf>,
+    rules: RwLock<Arc<Rules>>,
+}
+
+impl Access {
+    /// Loads the community file, or the built-in `public` read-only default.
+    pub fn load(file: Option<PathBuf>) -> Result<Access> {
+        let rules = match &file {
+            Some(path) => read(path)?,
+            None => Rules::public_read_only(),
+        };
+        Ok(Access {
+            file,
+            rules: RwLock::new(Arc::new(rules)),
+        })
+    }
+
+    pub fn file(&self) -> Option<&PathBuf> {
+        self.file.as_ref()
+    }
+
+    pub fn current(&self) -> Arc<Rules> {
+        self.rules.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Re-reads the community file. On error the old rules stay in force.
+    /// Returns the number of rules now in force.
+    pub fn reload(&self) -> Result<usize> {
+        let Some(path) = &self.file else {
+            return Ok(self.current().len());
+        };
+        let rules = read(path)?;
+        let n = rules.len();
+        *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
+        Ok(n)
+    }
+}
+
+fn read(path: &PathBuf) -> Result<Rules> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("community file {}", path.display()))?;
+    Ok(Rules::parse(&text, &path.display().to_string())?)
+}

@@ -1,0 +1,101 @@
+//! Newline framing of a TCP byte stream, with a hard limit on line length.
+
+use failover::proto::MAX_REQUEST;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Why no line could be read.
+#[derive(Debug)]
+pub enum LineError {
+    /// More than [`MAX_REQUEST`] bytes without a newline.
+    TooLong,
+    Io(std::io::Error),
+}
+
+/// Reads newline-terminated lines, never buffering more than one request.
+pub struct LineReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    /// How much of `buf` is known to hold no newline.
+    scanned: usize,
+}
+
+impl<R: AsyncRead + Unpin> LineReader<R> {
+    pub fn new(inner: R) -> Self {
+        LineReader {
+            inner,
+            buf: Vec::with_capacity(512),
+            scanned: 0,
+        }
+    }
+
+    /// The next line without its `\n` (or `\r\n`); `None` at a clean end of
+    /// stream. A last line without a newline is still returned, so
+    /// `printf 'FAIL/1 1 public LIST' | nc` works.
+    pub async fn next_line(&mut self) -> Result<Option<Vec<u8>>, LineError> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(i) = self.buf[self.scanned..].iter().position(|b| *b == b'\n') {
+                let end = self.scanned + i;
+                let mut line: Vec<u8> = self.buf.drain(..=end).collect();
+                self.scanned = 0;
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(Some(line));
+            }
+            self.scanned = self.buf.len();
+            if self.buf.len() > MAX_REQUEST {
+                return Err(LineError::TooLong);
+            }
+            let n = self.inner.read(&mut chunk).await.map_err(LineError::Io)?;
+            if n == 0 {
+                self.scanned = 0;
+                return Ok((!self.buf.is_empty()).then(|| std::mem::take(&mut self.buf)));
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines(input: &[u8]) -> Vec<Result<Vec<u8>, String>> {
+        let mut r = LineReader::new(input);
+        let mut out = Vec::new();
+        loop {
+            match r.next_line().await {
+                Ok(Some(l)) => out.push(Ok(l)),
+                Ok(None) => return out,
+                Err(LineError::TooLong) => {
+                    out.push(Err("toolong".into()));
+                    return out;
+                }
+                Err(LineError::Io(e)) => {
+                    out.push(Err(e.to_string()));
+                    return out;
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn splits_lines_and_keeps_a_last_partial_one() {
+        let got = lines(b"a\r\nb\n\nc").await;
+        let want: Vec<Result<Vec<u8>, String>> =
+            vec![Ok(b"a".to_vec()), Ok(b"b".to_vec()), Ok(vec![]), Ok(b"c".to_vec())];
+        assert_eq!(got, want);
+    }
+
+    #[tokio::test]
+    async fn refuses_an_endless_line() {
+        let big = vec![b'x'; MAX_REQUEST * 3];
+        assert_eq!(lines(&big).await, vec![Err("toolong".to_string())]);
+        let mut ok = vec![b'x'; MAX_REQUEST - 1];
+        ok.push(b'\n');
+        assert_eq!(lines(&ok).await.len(), 1);
+        assert!(lines(&ok).await[0].is_ok());
+    }
+}

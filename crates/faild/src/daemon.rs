@@ -1,0 +1,197 @@
+//! Becoming a daemon: detaching, the pid file, resource limits, priority,
+//! memory locking and dropping privileges. Everything here runs before the
+//! async runtime exists, while faild is still a single thread (fork needs that).
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+use nix::unistd::{ForkResult, Uid, User, fork, initgroups, setgid, setsid, setuid};
+use tracing::{info, warn};
+
+/// The write end of the pipe the waiting parent reads: the init script's
+/// `faild` command returns only once faild serves (no "small pause" needed
+/// before the first failc, unlike the original).
+#[derive(Debug)]
+pub struct Ready(Option<OwnedFd>);
+
+impl Ready {
+    /// For a foreground faild nobody waits.
+    pub fn none() -> Ready {
+        Ready(None)
+    }
+
+    /// Tells the waiting parent that faild serves. Later calls do nothing.
+    pub fn ok(&mut self) {
+        self.send("ok\n");
+    }
+
+    /// Hands the start-up error to the waiting parent, which prints it.
+    pub fn failed(&mut self, message: &str) {
+        self.send(message);
+    }
+
+    fn send(&mut self, msg: &str) {
+        if let Some(fd) = self.0.take() {
+            let _ = File::from(fd).write_all(msg.as_bytes());
+        }
+    }
+}
+
+/// Detaches from the terminal (fork, setsid, fork). The original process
+/// waits for the daemon's word on a pipe and exits with 0 once it serves, or
+/// prints the start-up error and exits with 1. Only the daemon returns.
+pub fn detach() -> Result<Ready> {
+    let (read_end, write_end) = nix::unistd::pipe().context("pipe")?;
+    // SAFETY: no other thread exists yet (the runtime is built after this).
+    match unsafe { fork() }.context("fork")? {
+        ForkResult::Parent { .. } => {
+            drop(write_end);
+            let mut msg = String::new();
+            let _ = File::from(read_end).read_to_string(&mut msg);
+            let code = match msg.as_str() {
+                "ok\n" => 0,
+                "" => {
+                    eprintln!("faild: exited during start-up (see the system log)");
+                    1
+                }
+                m => {
+                    eprintln!("faild: {}", m.trim_end());
+                    1
+                }
+            };
+            std::process::exit(code);
+        }
+        ForkResult::Child => {}
+    }
+    drop(read_end);
+    setsid().context("setsid")?;
+    // SAFETY: still single-threaded.
+    if let ForkResult::Parent { .. } = unsafe { fork() }.context("fork")? {
+        // SAFETY: _exit skips destructors that belong to the daemon.
+        unsafe { libc::_exit(0) };
+    }
+    std::env::set_current_dir("/").context("chdir /")?;
+    let null = OpenOptions::new().read(true).write(true).open("/dev/null")?;
+    nix::unistd::dup2_stdin(&null)?;
+    nix::unistd::dup2_stdout(&null)?;
+    nix::unistd::dup2_stderr(&null)?;
+    Ok(Ready(Some(write_end)))
+}
+
+/// A locked pid file; removed when faild stops.
+#[derive(Debug)]
+pub struct PidFile {
+    path: PathBuf,
+    _lock: Flock<File>,
+}
+
+impl PidFile {
+    /// Writes this process's id, refusing to start when a running faild
+    /// holds the same pid file.
+    pub fn create(path: &Path) -> Result<PidFile> {
+        let ctx = || format!("pid file {}", path.display());
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .with_context(ctx)?;
+        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((mut file, _)) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                bail!("{}: faild is already running (pid {})", ctx(), pid.trim());
+            }
+        };
+        lock.set_len(0).with_context(ctx)?;
+        writeln!(lock, "{}", std::process::id()).with_context(ctx)?;
+        lock.sync_all().with_context(ctx)?;
+        Ok(PidFile {
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            warn!("cannot remove pid file {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// Raises the open-file soft limit to the hard limit; returns the new soft
+/// limit, which bounds the connection cap.
+pub fn raise_fd_limit() -> u64 {
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(e) => {
+                warn!(target: "net", "cannot raise the open-file limit from {soft} to {hard}: {e}");
+                soft
+            }
+        },
+        Ok((soft, _)) => soft,
+        Err(_) => 1024,
+    }
+}
+
+/// `-m`: keep every page in RAM, so a reply never waits for paging.
+pub fn lock_memory() {
+    use nix::sys::mman::{MlockAllFlags, mlockall};
+    match mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE) {
+        Ok(()) => info!("memory locked"),
+        Err(e) => warn!("-m: cannot lock memory: {e} (needs root or CAP_IPC_LOCK); going on unlocked"),
+    }
+}
+
+/// `-n N`: lower the nice value by N.
+pub fn raise_priority(n: i32) {
+    // SAFETY: plain system calls on this process; errno is cleared first
+    // because -1 is also a valid priority.
+    let current = unsafe {
+        *libc::__errno_location() = 0;
+        libc::getpriority(libc::PRIO_PROCESS, 0)
+    };
+    let target = current - n;
+    // SAFETY: as above.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, target) } == 0 {
+        info!("nice value lowered from {current} to {target}");
+    } else {
+        warn!(
+            "-n {n}: cannot lower the nice value to {target}: {} (needs root); going on at {current}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// `-u USER|UID`: switch user and groups for good.
+pub fn drop_privileges(spec: &str) -> Result<()> {
+    let user = match spec.parse::<u32>() {
+        Ok(uid) => User::from_uid(Uid::from_raw(uid)),
+        Err(_) => User::from_name(spec),
+    }
+    .with_context(|| format!("-u {spec}"))?
+    .with_context(|| format!("-u {spec}: no such user"))?;
+    if Uid::current() == user.uid && Uid::effective() == user.uid {
+        return Ok(());
+    }
+    if !Uid::effective().is_root() {
+        bail!("-u {spec}: only root can switch to another user");
+    }
+    let name = CString::new(user.name.clone())?;
+    initgroups(&name, user.gid).with_context(|| format!("-u {spec}: initgroups"))?;
+    setgid(user.gid).with_context(|| format!("-u {spec}: setgid"))?;
+    setuid(user.uid).with_context(|| format!("-u {spec}: setuid"))?;
+    info!("running as user {} (uid {}, gid {})", user.name, user.uid, user.gid);
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! The state file on disk: loading at start and atomic, durable rewrites.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+use failover::registry::{Mutation, Registry};
+use failover::statefile::{self, Loaded};
+use tracing::{debug, info, warn};
+
+/// The state file and the boot id it is written under.
+#[derive(Debug)]
+pub struct StateFile {
+    path: PathBuf,
+    boot_id: String,
+}
+
+/// This boot's id. Where it can't be read, a fresh value stands in, so every
+/// start counts as a reboot: the safe side (UP is never kept on a guess).
+pub fn current_boot_id() -> String {
+    match fs::read_to_string("/proc/sys/kernel/random/boot_id") {
+        Ok(id) => id.trim().to_string(),
+        Err(e) => {
+            warn!(target: "store", "cannot read the boot id ({e}); treating this start as a reboot");
+            format!("unknown-{}-{}", std::process::id(), failover::proto::format_time(SystemTime::now()))
+        }
+    }
+}
+
+impl StateFile {
+    pub fn new(path: PathBuf, boot_id: String) -> StateFile {
+        StateFile { path, boot_id }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Loads the registry and applies the boot-id rule. A missing file is a
+    /// first start; an unreadable or corrupt one is an error naming the file,
+    /// never an empty registry.
+    pub fn load(&self) -> Result<Registry> {
+        let text = match fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                info!(target: "store", "state file {} does not exist yet: starting with no services", self.path.display());
+                return Ok(Registry::new());
+            }
+            Err(e) => return Err(e).with_context(|| format!("state file {}", self.path.display())),
+        };
+        let mut loaded: Loaded = statefile::parse(&text)
+            .with_context(|| format!("state file {} is corrupt (fix or move it away)", self.path.display()))?;
+        let failed = loaded.settle_boot(&self.boot_id, SystemTime::now());
+        match loaded.boot_id.as_deref() {
+            Some(id) if id == self.boot_id => info!(
+                target: "store",
+                "loaded {} services from {}, written during this boot: states kept as recorded",
+                loaded.registry.len(),
+                self.path.display()
+            ),
+            previous => info!(
+                target: "store",
+                "loaded {} services from {}, written during {}: the host rebooted, so {} service(s) recorded UP are now FAIL{}{}",
+                loaded.registry.len(),
+                self.path.display(),
+                previous.map_or("an unknown boot".to_string(), |p| format!("boot {p}")),
+                failed.len(),
+                if failed.is_empty() { "" } else { ": " },
+                failed.join(", ")
+            ),
+        }
+        Ok(loaded.registry)
+    }
+
+    /// Writes the registry as it will be after `pending`: temp file, fsync,
+    /// rename, fsync of the directory. Returns only once the data is durable.
+    pub fn save(&self, registry: &Registry, pending: Option<&Mutation>) -> io::Result<()> {
+        let text = statefile::render(registry, pending, &self.boot_id, SystemTime::now());
+        write_atomic(&self.path, text.as_bytes())?;
+        debug!(target: "store", "wrote {} ({} bytes)", self.path.display(), text.len());
+        Ok(())
+    }
+}
+
+/// Replaces `path` with `data` so that after a crash the file holds either
+/// the old or the new contents, never a mix.
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("faild.state");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn corrupt_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("faild.state");
+        fs::write(&path, "not = [toml").unwrap();
+        let err = StateFile::new(path.clone(), "b".into()).load().unwrap_err();
+        assert!(format!("{err:#}").contains(&path.display().to_string()), "{err:#}");
+        assert_eq!(fs::read(&path).unwrap(), b"not = [toml", "file left untouched");
+    }
+
+    #[test]
+    fn missing_file_is_an_empty_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = StateFile::new(dir.path().join("x"), "b".into()).load().unwrap();
+        assert!(reg.is_empty());
+    }
+}

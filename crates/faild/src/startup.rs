@@ -1,0 +1,157 @@
+//! Start-up order: everything that can fail on bad input (arguments,
+//! community file, state file, ports) fails before faild detaches, with a
+//! one-line message on the terminal; then daemon chores; then the runtime.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use failover::registry::Registry;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::access::Access;
+use crate::cli::Cli;
+use crate::daemon::{self, PidFile, Ready};
+use crate::persist::{StateFile, current_boot_id};
+use crate::server::{self, Listeners};
+use crate::store::Store;
+use crate::tcp::Limits;
+use crate::{logging, signals};
+
+/// What is loaded and bound before detaching.
+struct Prepared {
+    access: Access,
+    file: StateFile,
+    registry: Registry,
+    listeners: Listeners,
+}
+
+/// faild's entry point.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.foreground, &cli.debug);
+    let prepared = match prepare(&cli) {
+        Ok(p) => p,
+        Err(e) => {
+            if !cli.foreground {
+                error!("{e:#}");
+            }
+            eprintln!("faild: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut ready = if cli.foreground {
+        Ready::none()
+    } else {
+        match daemon::detach() {
+            Ok(ready) => ready,
+            Err(e) => {
+                eprintln!("faild: cannot detach: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    match serve(&cli, prepared, &mut ready) {
+        Ok(()) => {
+            info!("faild stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            error!("{e:#}");
+            if cli.foreground {
+                eprintln!("faild: {e:#}");
+            }
+            ready.failed(&format!("{e:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Paths are made absolute before faild changes to `/`, so that SIGHUP
+/// re-reads the same community file the command line named.
+fn absolute(p: &Path) -> Result<PathBuf> {
+    std::path::absolute(p).with_context(|| format!("path {}", p.display()))
+}
+
+fn prepare(cli: &Cli) -> Result<Prepared> {
+    if cli.tcp_flag || cli.udp_flag {
+        info!("-T/-U accepted for compatibility: faild always serves TCP and UDP on port {}", cli.port);
+    }
+    let community_file = cli.community_file.as_deref().map(absolute).transpose()?;
+    let access = Access::load(community_file)?;
+    match access.file() {
+        Some(f) => info!(target: "auth", "{} community rules from {}", access.current().len(), f.display()),
+        None => warn!(target: "auth", "no community file (-c): community 'public' may read every service and nobody may write"),
+    }
+    let state_path = absolute(&cli.state_file)?;
+    if let Some(dir) = state_path.parent().filter(|d| !d.exists()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("state file {}: cannot create its directory", state_path.display()))?;
+    }
+    let file = StateFile::new(state_path, current_boot_id());
+    let registry = file.load()?;
+    let listeners = Listeners::bind(&cli.addresses, cli.port)?;
+    Ok(Prepared {
+        access,
+        file,
+        registry,
+        listeners,
+    })
+}
+
+fn serve(cli: &Cli, prepared: Prepared, ready: &mut Ready) -> Result<()> {
+    let _pid = match &cli.pid_file {
+        Some(p) => Some(PidFile::create(&absolute(p)?)?),
+        None => None,
+    };
+    let fd_limit = daemon::raise_fd_limit();
+    let limits = Limits {
+        max_connections: cli
+            .max_connections
+            .min(fd_limit.saturating_sub(64).max(16) as usize),
+        idle_timeout: cli.idle_timeout,
+        write_timeout: Duration::from_secs(10),
+    };
+    if cli.lock_memory {
+        daemon::lock_memory();
+    }
+    if let Some(n) = cli.nice {
+        daemon::raise_priority(n);
+    }
+    if let Some(user) = &cli.user {
+        daemon::drop_privileges(user)?;
+    }
+    let Prepared {
+        access,
+        file,
+        registry,
+        listeners,
+    } = prepared;
+    let store = Arc::new(Store::new(registry, file, access));
+    store
+        .save_all()
+        .with_context(|| format!("state file {}: cannot write", cli.state_file.display()))?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        signals::install(store.clone(), shutdown.clone())?;
+        let addrs: Vec<String> = listeners.addresses().iter().map(|a| a.to_string()).collect();
+        info!(
+            target: "net",
+            "faild {} serving TCP and UDP on {} (at most {} connections)",
+            env!("CARGO_PKG_VERSION"),
+            addrs.join(", "),
+            limits.max_connections
+        );
+        ready.ok();
+        server::run(listeners, store, limits, shutdown).await
+    })
+}
