@@ -269,8 +269,18 @@ mod tests {
 
     #[test]
     fn attached_values_and_lowercase_state() {
-        let cli = parse(&["-cgenesis", "-hfe80::1", "-p1300", "-U", "-t0.5", "-s", "up", "a", "b"])
-            .unwrap();
+        let cli = parse(&[
+            "-cgenesis",
+            "-hfe80::1",
+            "-p1300",
+            "-U",
+            "-t0.5",
+            "-s",
+            "up",
+            "a",
+            "b",
+        ])
+        .unwrap();
         assert_eq!(cli.community, "genesis");
         assert_eq!(cli.target(), Target::new("fe80::1", 1300));
         assert_eq!(cli.transport(), Transport::Udp);

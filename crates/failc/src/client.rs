@@ -94,7 +94,12 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(target: Target, transport: Transport, community: String, timeout: Duration) -> Client {
+    pub fn new(
+        target: Target,
+        transport: Transport,
+        community: String,
+        timeout: Duration,
+    ) -> Client {
         Client {
             target,
             transport,
@@ -122,33 +127,31 @@ impl Client {
         .encode();
         let deadline = Instant::now() + self.timeout;
         match self.transport {
-            Transport::Tcp => {
-                let reply = self.call_tcp(id, &request, deadline);
-                if reply.is_err() {
-                    // The stream may hold the rest of a late or bad reply;
-                    // a following call must not read it as its own.
-                    self.conn = None;
-                }
-                reply
-            }
+            Transport::Tcp => self.call_tcp(id, &request, deadline),
             Transport::Udp => self.call_udp(id, &request, deadline),
         }
     }
 
-    fn call_tcp(&mut self, id: u64, request: &str, deadline: Instant) -> Result<Reply, ClientError> {
-        let conn = match &mut self.conn {
+    fn call_tcp(
+        &mut self,
+        id: u64,
+        request: &str,
+        deadline: Instant,
+    ) -> Result<Reply, ClientError> {
+        let mut conn = match self.conn.take() {
             Some(conn) => conn,
-            None => self.conn.insert(self.connect(deadline)?),
+            None => self.connect(deadline)?,
         };
         conn.set_deadline(deadline);
-        let result = conn.exchange(request);
-        let reply = result.map_err(|e| self.io_error(e))?;
-        match reply.id() {
-            Some(got) if got != id => Err(self.protocol(format!(
-                "reply id {got} does not match request id {id}"
-            ))),
-            _ => Ok(reply),
+        let reply = conn.exchange(request).map_err(|e| self.io_error(e))?;
+        if let Some(got) = reply.id().filter(|&got| got != id) {
+            return Err(self.protocol(format!("reply id {got} does not match request id {id}")));
         }
+        // Only a connection whose reply was read whole may carry the next
+        // request: after a failure it may still hold the rest of a late or
+        // bad reply, which the next call would take for its own.
+        self.conn = Some(conn);
+        Ok(reply)
     }
 
     /// Tries every address the host resolves to, as a name may resolve to
@@ -173,6 +176,7 @@ impl Client {
     /// datagrams from faild's address; replies to other ids (late answers to
     /// earlier requests) are skipped.
     fn call_udp(&self, id: u64, request: &str, deadline: Instant) -> Result<Reply, ClientError> {
+        // Replaced at the first address: resolve() never returns none.
         let mut result = Err(ClientError::Timeout {
             target: self.target.clone(),
             timeout: self.timeout,
@@ -211,7 +215,10 @@ impl Client {
             }
             socket.send(request.as_bytes()).map_err(io_error)?;
             let resend_at = (now + resend).min(deadline);
-            while let Some(left) = resend_at.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+            while let Some(left) = resend_at
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+            {
                 socket.set_read_timeout(Some(left)).map_err(io_error)?;
                 let n = match socket.recv(&mut buf) {
                     Ok(n) => n,
@@ -265,7 +272,10 @@ fn first_id() -> u64 {
 
 /// Socket read timeouts show up as `WouldBlock` on Unix and `TimedOut` elsewhere.
 fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// What went wrong on a TCP connection, before the client names faild's address.
@@ -363,5 +373,293 @@ impl TcpConn {
         } else {
             Err(IoFailure::Closed)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Fake fairds on 127.0.0.1, each in a thread that serves one scripted
+    //! exchange. Socket timeouts bound every wait, so a broken client fails
+    //! the test instead of hanging it.
+
+    use super::*;
+    use failover::proto::{ErrorCode, Status};
+    use failover::{Record, State};
+    use std::net::TcpListener;
+    use std::thread;
+
+    const SERVER_PATIENCE: Duration = Duration::from_secs(5);
+
+    fn client(addr: SocketAddr, transport: Transport, timeout: Duration) -> Client {
+        let target = Target::new(&addr.ip().to_string(), addr.port());
+        Client::new(target, transport, "public".into(), timeout)
+    }
+
+    fn get(name: &str) -> Op {
+        Op::Get(vec![name.into()])
+    }
+
+    /// What faild would answer to a GET: every name found, in `state`.
+    fn found(request: &Request, id: u64, state: State) -> Reply {
+        let Op::Get(names) = &request.op else {
+            panic!("expected a GET, got {request:?}")
+        };
+        let record = Record {
+            state,
+            backup: None,
+            since: UNIX_EPOCH,
+            changes: 1,
+        };
+        Reply::Items {
+            id,
+            status: Status::Ok,
+            items: names
+                .iter()
+                .map(|n| Item::Found(n.clone(), record.clone()))
+                .collect(),
+        }
+    }
+
+    fn states(reply: &Reply) -> Vec<(String, State)> {
+        let Reply::Items { items, .. } = reply else {
+            panic!("expected items, got {reply:?}")
+        };
+        items
+            .iter()
+            .map(|i| match i {
+                Item::Found(n, r) => (n.clone(), r.state),
+                Item::Missing(..) => panic!("unexpected {i:?}"),
+            })
+            .collect()
+    }
+
+    /// Accepts `connections` connections in turn and answers each request
+    /// line with `answer(request)`, until the client closes the connection.
+    fn tcp_server(
+        connections: usize,
+        answer: impl Fn(&Request) -> String + Send + 'static,
+    ) -> (SocketAddr, thread::JoinHandle<Vec<Vec<Request>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = thread::spawn(move || {
+            let mut seen = Vec::new();
+            for _ in 0..connections {
+                let (stream, _) = listener.accept().unwrap();
+                stream.set_read_timeout(Some(SERVER_PATIENCE)).unwrap();
+                let mut writer = stream.try_clone().unwrap();
+                let mut requests = Vec::new();
+                for line in BufReader::new(stream).lines() {
+                    let request = Request::parse(line.unwrap().as_bytes()).unwrap();
+                    writer.write_all(answer(&request).as_bytes()).unwrap();
+                    requests.push(request);
+                }
+                seen.push(requests);
+            }
+            seen
+        });
+        (addr, handle)
+    }
+
+    #[test]
+    fn tcp_carries_several_requests_on_one_connection() {
+        let (addr, server) = tcp_server(1, |r| found(r, r.id, State::Up).encode());
+        let mut c = client(addr, Transport::Tcp, Duration::from_secs(2));
+        let first = c.call(Op::Get(vec!["vip".into(), "www".into()])).unwrap();
+        assert_eq!(
+            states(&first),
+            [
+                ("vip".to_string(), State::Up),
+                ("www".to_string(), State::Up)
+            ]
+        );
+        let second = c.call(get("db")).unwrap();
+        assert_eq!(states(&second), [("db".to_string(), State::Up)]);
+        drop(c);
+        let seen = server.join().unwrap();
+        assert_eq!(seen.len(), 1, "one connection");
+        let ids: Vec<u64> = seen[0].iter().map(|r| r.id).collect();
+        assert_eq!(ids, [ids[0], ids[0].wrapping_add(1)]);
+        assert_eq!(first.id(), Some(ids[0]));
+        assert_eq!(seen[0][0].community, "public");
+    }
+
+    #[test]
+    fn tcp_reply_to_another_id_is_garbage_and_drops_the_connection() {
+        // The first connection answers with the wrong id, the second rightly.
+        let count = std::sync::atomic::AtomicUsize::new(0);
+        let (addr, server) = tcp_server(2, move |r| {
+            let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let id = if n == 0 { r.id.wrapping_add(1) } else { r.id };
+            found(r, id, State::Fail).encode()
+        });
+        let mut c = client(addr, Transport::Tcp, Duration::from_secs(2));
+        let err = c.call(get("vip")).unwrap_err();
+        assert!(
+            matches!(&err, ClientError::Protocol { reason, .. } if reason.contains("does not match")),
+            "{err}"
+        );
+        assert_eq!(
+            states(&c.call(get("vip")).unwrap()),
+            [("vip".to_string(), State::Fail)]
+        );
+        drop(c);
+        let seen = server.join().unwrap();
+        assert_eq!(seen.iter().map(Vec::len).collect::<Vec<_>>(), [1, 1]);
+    }
+
+    #[test]
+    fn tcp_reply_cut_short_is_closed() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            stream.set_read_timeout(Some(SERVER_PATIENCE)).unwrap();
+            let mut line = String::new();
+            BufReader::new(&stream).read_line(&mut line).unwrap();
+            let request = Request::parse(line.as_bytes()).unwrap();
+            let whole = found(&request, request.id, State::Up).encode();
+            // The header announces two items; only the first is sent, then
+            // the connection is closed.
+            let cut: String = whole.lines().take(2).map(|l| format!("{l}\n")).collect();
+            (&stream).write_all(cut.as_bytes()).unwrap();
+        });
+        let mut c = client(addr, Transport::Tcp, Duration::from_secs(2));
+        let err = c.call(Op::Get(vec!["a".into(), "b".into()])).unwrap_err();
+        assert!(matches!(err, ClientError::Closed { .. }), "{err}");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn tcp_silence_times_out() {
+        let (addr, server) = tcp_server(1, |_| String::new());
+        let timeout = Duration::from_millis(200);
+        let mut c = client(addr, Transport::Tcp, timeout);
+        let start = Instant::now();
+        let err = c.call(get("vip")).unwrap_err();
+        let took = start.elapsed();
+        assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
+        assert!(err.to_string().ends_with(": no reply within 0.2s"), "{err}");
+        assert!(took >= timeout && took < Duration::from_secs(2), "{took:?}");
+        drop(c);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn tcp_nobody_listening_is_refused() {
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut c = client(addr, Transport::Tcp, Duration::from_secs(2));
+        let err = c.call(get("vip")).unwrap_err();
+        assert!(matches!(err, ClientError::Refused { .. }), "{err}");
+        assert_eq!(err.to_string(), format!("{addr}: connection refused"));
+    }
+
+    fn udp_server() -> UdpSocket {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(SERVER_PATIENCE)).unwrap();
+        socket
+    }
+
+    fn recv_request(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+        let mut buf = [0; 2048];
+        let (n, peer) = socket.recv_from(&mut buf).unwrap();
+        (buf[..n].to_vec(), peer)
+    }
+
+    #[test]
+    fn udp_resends_the_same_request_and_skips_other_replies() {
+        let server = udp_server();
+        let addr = server.local_addr().unwrap();
+        let stranger = udp_server();
+        let handle = thread::spawn(move || {
+            let (first, peer) = recv_request(&server);
+            let (again, peer_again) = recv_request(&server);
+            assert_eq!(
+                (&first, peer),
+                (&again, peer_again),
+                "same request, same socket"
+            );
+            let request = Request::parse(&first).unwrap();
+            let id = request.id;
+            // Right id, wrong address; then right address, wrong id.
+            let wrong = [
+                (&stranger, found(&request, id, State::Fail)),
+                (&server, found(&request, id.wrapping_sub(1), State::Recover)),
+                (&server, found(&request, id, State::Up)),
+            ];
+            for (socket, reply) in wrong {
+                socket.send_to(reply.encode().as_bytes(), peer).unwrap();
+            }
+        });
+        let mut c = client(addr, Transport::Udp, Duration::from_secs(2));
+        let start = Instant::now();
+        let reply = c.call(get("vip")).unwrap();
+        assert_eq!(states(&reply), [("vip".to_string(), State::Up)]);
+        assert!(
+            start.elapsed() >= Duration::from_millis(500),
+            "resent after timeout/4"
+        );
+        handle.join().unwrap();
+    }
+
+    #[test]
+    fn udp_error_replies_are_replies() {
+        let server = udp_server();
+        let addr = server.local_addr().unwrap();
+        let handle = thread::spawn(move || {
+            let (request, peer) = recv_request(&server);
+            let id = Request::parse(&request).unwrap().id;
+            let reply = Reply::error(
+                Some(id),
+                ErrorCode::TooBig,
+                "reply too big for UDP; use TCP",
+            );
+            server.send_to(reply.encode().as_bytes(), peer).unwrap();
+        });
+        let mut c = client(addr, Transport::Udp, Duration::from_secs(2));
+        let Reply::Error(e) = c.call(Op::List).unwrap() else {
+            panic!("expected an error reply")
+        };
+        assert_eq!(e.code, ErrorCode::TooBig);
+        assert_eq!(e.message, "reply too big for UDP; use TCP");
+        handle.join().unwrap();
+    }
+
+    #[test]
+    fn udp_silence_times_out_after_resending() {
+        let server = udp_server();
+        let addr = server.local_addr().unwrap();
+        let timeout = Duration::from_millis(200);
+        let mut c = client(addr, Transport::Udp, timeout);
+        let start = Instant::now();
+        let err = c.call(get("vip")).unwrap_err();
+        let took = start.elapsed();
+        assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
+        assert!(took >= timeout && took < Duration::from_secs(2), "{took:?}");
+
+        server.set_nonblocking(true).unwrap();
+        let mut sent = Vec::new();
+        let mut buf = [0; 2048];
+        while let Ok(n) = server.recv(&mut buf) {
+            sent.push(buf[..n].to_vec());
+        }
+        assert!(sent.len() >= 2, "resent: {}", sent.len());
+        assert!(
+            sent.iter().all(|d| d == &sent[0]),
+            "always the same request"
+        );
+    }
+
+    #[test]
+    fn udp_nobody_listening_is_refused() {
+        let addr = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut c = client(addr, Transport::Udp, Duration::from_secs(2));
+        let err = c.call(get("vip")).unwrap_err();
+        assert!(matches!(err, ClientError::Refused { .. }), "{err}");
     }
 }

@@ -39,10 +39,9 @@ pub fn code(err: &Error) -> u8 {
         Error::Refused { code, .. } => match code {
             ErrorCode::Denied => DENIED,
             ErrorCode::NoSuch => NO_SUCH,
-            ErrorCode::BadRequest
-            | ErrorCode::Version
-            | ErrorCode::TooBig
-            | ErrorCode::Storage => FAILURE,
+            ErrorCode::BadRequest | ErrorCode::Version | ErrorCode::TooBig | ErrorCode::Storage => {
+                FAILURE
+            }
         },
     }
 }

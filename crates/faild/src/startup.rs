@@ -2,7 +2,7 @@
 //! community file, state file, ports) fails before faild detaches, with a
 //! one-line message on the terminal; then daemon chores; then the runtime.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,9 +32,9 @@ struct Prepared {
 
 /// faild's entry point.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     logging::init(cli.foreground, &cli.debug);
-    let prepared = match prepare(&cli) {
+    let prepared = match absolute_paths(&mut cli).and_then(|()| prepare(&cli)) {
         Ok(p) => p,
         Err(e) => {
             if !cli.foreground {
@@ -71,23 +71,29 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Paths are made absolute before faild changes to `/`, so that SIGHUP
-/// re-reads the same community file the command line named.
-fn absolute(p: &Path) -> Result<PathBuf> {
-    std::path::absolute(p).with_context(|| format!("path {}", p.display()))
+/// Paths are made absolute before faild changes to `/` when it detaches, so
+/// that the pid file lands where the init script looks and SIGHUP re-reads
+/// the community file the command line named.
+fn absolute_paths(cli: &mut Cli) -> Result<()> {
+    let absolute = |p: &mut PathBuf| -> Result<()> {
+        *p = std::path::absolute(&*p).with_context(|| format!("path {}", p.display()))?;
+        Ok(())
+    };
+    absolute(&mut cli.state_file)?;
+    cli.community_file.iter_mut().try_for_each(absolute)?;
+    cli.pid_file.iter_mut().try_for_each(absolute)
 }
 
 fn prepare(cli: &Cli) -> Result<Prepared> {
     if cli.tcp_flag || cli.udp_flag {
         info!("-T/-U accepted for compatibility: faild always serves TCP and UDP on port {}", cli.port);
     }
-    let community_file = cli.community_file.as_deref().map(absolute).transpose()?;
-    let access = Access::load(community_file)?;
+    let access = Access::load(cli.community_file.clone())?;
     match access.file() {
         Some(f) => info!(target: "auth", "{} community rules from {}", access.current().len(), f.display()),
         None => warn!(target: "auth", "no community file (-c): community 'public' may read every service and nobody may write"),
     }
-    let state_path = absolute(&cli.state_file)?;
+    let state_path = cli.state_file.clone();
     if let Some(dir) = state_path.parent().filter(|d| !d.exists()) {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("state file {}: cannot create its directory", state_path.display()))?;
@@ -105,7 +111,7 @@ fn prepare(cli: &Cli) -> Result<Prepared> {
 
 fn serve(cli: &Cli, prepared: Prepared, ready: &mut Ready) -> Result<()> {
     let _pid = match &cli.pid_file {
-        Some(p) => Some(PidFile::create(&absolute(p)?)?),
+        Some(p) => Some(PidFile::create(p)?),
         None => None,
     };
     let fd_limit = daemon::raise_fd_limit();

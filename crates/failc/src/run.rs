@@ -1,0 +1,312 @@
+//! One invocation: the requests an action takes, and what their replies
+//! mean for output and exit status.
+
+use failover::proto::{Item, MAX_GET_NAMES, MAX_REQUEST, Op, Reply, Request, Status};
+
+use crate::cli::Action;
+use crate::client::{Client, Target};
+use crate::error::Error;
+use crate::exit;
+use crate::output::Entry;
+
+/// The records to print and the problems met on the way.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub entries: Vec<Entry>,
+    /// SETs that created a service, each most likely a mistyped name.
+    pub warnings: Vec<String>,
+    pub failures: Vec<Error>,
+}
+
+impl Outcome {
+    /// The status of the first failure, as the first is usually the cause.
+    pub fn exit_code(&self) -> u8 {
+        self.failures.first().map_or(exit::OK, exit::code)
+    }
+
+    /// Adds what one reply says: its records, or why there are none.
+    fn absorb(&mut self, op: &Op, target: &Target, reply: Reply) {
+        let service = match op {
+            Op::Set { service, .. } | Op::Delete(service) => Some(service.clone()),
+            Op::Get(_) | Op::List => None,
+        };
+        match reply {
+            Reply::Error(e) => self.failures.push(Error::Refused {
+                service,
+                target: target.clone(),
+                code: e.code,
+                message: e.message,
+            }),
+            Reply::Items { status, items, .. } => {
+                if let (Status::Created, Some(name)) = (status, &service) {
+                    self.warnings.push(format!(
+                        "warning: service '{name}' did not exist on {target} and was created (check the name)"
+                    ));
+                }
+                for item in items {
+                    match item {
+                        Item::Found(name, record) => {
+                            self.entries.push((name, record));
+                        }
+                        Item::Missing(name, code) => {
+                            self.failures.push(Error::Refused {
+                                service: Some(name),
+                                target: target.clone(),
+                                code,
+                                message: String::new(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Sends every request the action takes. Goes on after faild refuses one
+/// (the other services are still worth doing), but stops at the first
+/// transport failure: the next request would only wait out the same timeout.
+pub fn run(client: &mut Client, action: &Action, community: &str) -> Outcome {
+    let mut outcome = Outcome::default();
+    for op in requests(action, community) {
+        match client.call(op.clone()) {
+            Ok(reply) => outcome.absorb(&op, client.target(), reply),
+            Err(e) => {
+                outcome.failures.push(e.into());
+                break;
+            }
+        }
+    }
+    outcome
+}
+
+/// One SET or DEL per service; all GETs in one request, unless that would
+/// pass faild's limits on names per GET or request length.
+fn requests(action: &Action, community: &str) -> Vec<Op> {
+    match action {
+        Action::List => vec![Op::List],
+        Action::Delete(services) => services.iter().cloned().map(Op::Delete).collect(),
+        Action::Set {
+            state,
+            backup,
+            services,
+        } => services
+            .iter()
+            .map(|service| Op::Set {
+                service: service.clone(),
+                state: *state,
+                backup: backup.clone(),
+            })
+            .collect(),
+        Action::Get(services) => {
+            let empty = Request {
+                id: u64::MAX,
+                community: community.to_string(),
+                op: Op::Get(Vec::new()),
+            };
+            let base = empty.encode().len();
+            let mut batches: Vec<(Vec<String>, usize)> = Vec::new();
+            for name in services {
+                let len = name.len() + 1;
+                match batches.last_mut() {
+                    Some((names, total))
+                        if names.len() < MAX_GET_NAMES && *total + len <= MAX_REQUEST =>
+                    {
+                        names.push(name.clone());
+                        *total += len;
+                    }
+                    _ => batches.push((vec![name.clone()], base + len)),
+                }
+            }
+            batches
+                .into_iter()
+                .map(|(names, _)| Op::Get(names))
+                .collect()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use failover::proto::{ErrorCode, ProtoError};
+    use failover::{Record, State};
+    use std::time::UNIX_EPOCH;
+
+    fn target() -> Target {
+        Target::new("localhost", 1291)
+    }
+
+    fn record(state: State) -> Record {
+        Record {
+            state,
+            backup: None,
+            since: UNIX_EPOCH,
+            changes: 1,
+        }
+    }
+
+    fn items(status: Status, items: Vec<Item>) -> Reply {
+        Reply::Items {
+            id: 1,
+            status,
+            items,
+        }
+    }
+
+    fn set(service: &str) -> Op {
+        Op::Set {
+            service: service.into(),
+            state: State::Fail,
+            backup: None,
+        }
+    }
+
+    fn messages(outcome: &Outcome) -> Vec<String> {
+        outcome.failures.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn one_request_per_set_or_delete() {
+        let services = vec!["a".to_string(), "b".to_string()];
+        let action = Action::Set {
+            state: State::Fail,
+            backup: Some("macbeth".into()),
+            services: services.clone(),
+        };
+        let ops = requests(&action, "public");
+        assert_eq!(ops.len(), 2);
+        assert_eq!(
+            ops[1],
+            Op::Set {
+                service: "b".into(),
+                state: State::Fail,
+                backup: Some("macbeth".into())
+            }
+        );
+        assert_eq!(
+            requests(&Action::Delete(services), "public"),
+            vec![Op::Delete("a".into()), Op::Delete("b".into())]
+        );
+        assert_eq!(requests(&Action::List, "public"), vec![Op::List]);
+    }
+
+    #[test]
+    fn gets_share_a_request_within_faild_limits() {
+        let few: Vec<String> = vec!["vip".into(), "www".into()];
+        assert_eq!(
+            requests(&Action::Get(few.clone()), "public"),
+            vec![Op::Get(few)]
+        );
+
+        let many: Vec<String> = (0..MAX_GET_NAMES + 1).map(|i| format!("s{i}")).collect();
+        let ops = requests(&Action::Get(many.clone()), "public");
+        assert_eq!(ops.len(), 2);
+
+        let long: Vec<String> = (0..100).map(|i| format!("{i:0>128}")).collect();
+        let community = "c".repeat(64);
+        let ops = requests(&Action::Get(long.clone()), &community);
+        assert!(ops.len() > 1);
+        let mut names = Vec::new();
+        for op in ops {
+            let line = Request {
+                id: u64::MAX,
+                community: community.clone(),
+                op: op.clone(),
+            }
+            .encode();
+            assert!(line.len() <= MAX_REQUEST, "{}", line.len());
+            let Op::Get(batch) = op else { panic!() };
+            assert!(batch.len() <= MAX_GET_NAMES);
+            names.extend(batch);
+        }
+        assert_eq!(names, long);
+    }
+
+    #[test]
+    fn get_prints_found_and_reports_missing() {
+        let mut out = Outcome::default();
+        let reply = items(
+            Status::Ok,
+            vec![
+                Item::Missing("gone".into(), ErrorCode::NoSuch),
+                Item::Found("vip".into(), record(State::Up)),
+                Item::Missing("secret".into(), ErrorCode::Denied),
+            ],
+        );
+        out.absorb(&Op::Get(vec![]), &target(), reply);
+        assert_eq!(out.entries, vec![("vip".to_string(), record(State::Up))]);
+        assert_eq!(
+            messages(&out),
+            [
+                "gone: no such service on localhost:1291",
+                "secret: denied on localhost:1291"
+            ]
+        );
+        assert_eq!(out.exit_code(), exit::NO_SUCH);
+    }
+
+    #[test]
+    fn created_service_is_a_warning_not_a_failure() {
+        let mut out = Outcome::default();
+        let reply = items(
+            Status::Created,
+            vec![Item::Found("vpi".into(), record(State::Fail))],
+        );
+        out.absorb(&set("vpi"), &target(), reply);
+        assert_eq!(out.entries.len(), 1);
+        assert_eq!(
+            out.warnings,
+            [
+                "warning: service 'vpi' did not exist on localhost:1291 and was created (check the name)"
+            ]
+        );
+        assert_eq!(out.exit_code(), exit::OK);
+    }
+
+    #[test]
+    fn first_failure_decides_the_status() {
+        let mut out = Outcome::default();
+        let denied = Reply::Error(ProtoError::new(
+            Some(1),
+            ErrorCode::Denied,
+            "community may not write",
+        ));
+        out.absorb(&set("a"), &target(), denied);
+        out.absorb(
+            &set("b"),
+            &target(),
+            items(
+                Status::Ok,
+                vec![Item::Found("b".into(), record(State::Fail))],
+            ),
+        );
+        out.absorb(
+            &Op::Delete("c".into()),
+            &target(),
+            Reply::Error(ProtoError::new(Some(3), ErrorCode::NoSuch, "")),
+        );
+        assert_eq!(out.entries.len(), 1);
+        assert_eq!(
+            messages(&out),
+            [
+                "denied: community may not write",
+                "c: no such service on localhost:1291"
+            ]
+        );
+        assert_eq!(out.exit_code(), exit::DENIED);
+    }
+
+    #[test]
+    fn udp_list_too_big_passes_faild_advice_on() {
+        let mut out = Outcome::default();
+        let msg = "reply exceeds 65000 bytes; use TCP";
+        out.absorb(
+            &Op::List,
+            &target(),
+            Reply::Error(ProtoError::new(Some(1), ErrorCode::TooBig, msg)),
+        );
+        assert_eq!(messages(&out), [format!("too big: {msg}")]);
+        assert_eq!(out.exit_code(), exit::FAILURE);
+    }
+}

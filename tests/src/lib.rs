@@ -1,0 +1,266 @@
+//! Test harness: builds the real binaries and runs them as separate
+//! processes on their own loopback addresses.
+//!
+//! Every faild started here listens on a random address in 127.0.0.0/8, so
+//! tests can run in parallel on the default port without meeting each other,
+//! and never send a packet off this machine.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+
+/// Path of a workspace binary, built once per test process (escargot runs
+/// cargo, which rebuilds it when a source changed, so it is never stale).
+pub fn bin(name: &str) -> PathBuf {
+    static PATHS: OnceLock<std::sync::Mutex<Vec<(String, PathBuf)>>> = OnceLock::new();
+    let paths = PATHS.get_or_init(Default::default);
+    let mut paths = paths.lock().unwrap();
+    if let Some((_, p)) = paths.iter().find(|(n, _)| n == name) {
+        return p.clone();
+    }
+    let mut build = escargot::CargoBuild::new().bin(name).package(name);
+    if !cfg!(debug_assertions) {
+        build = build.release();
+    }
+    let path = build
+        .run()
+        .unwrap_or_else(|e| panic!("building {name}: {e}"))
+        .path()
+        .to_path_buf();
+    paths.push((name.to_string(), path.clone()));
+    path
+}
+
+/// A loopback address no other test of this run is likely to use.
+pub fn unique_addr() -> Ipv4Addr {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+    let mix = std::process::id()
+        .wrapping_mul(2_654_435_761)
+        .wrapping_add(nanos)
+        .wrapping_add(N.fetch_add(1, Ordering::Relaxed).wrapping_mul(40_503));
+    let [a, b, c, _] = mix.to_le_bytes();
+    Ipv4Addr::new(127, a.max(1), b, c.clamp(2, 254))
+}
+
+/// Polls `cond` every 10 ms until it holds or `limit` passes.
+pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        if Instant::now() > deadline {
+            bail!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// A faild process started by a test. Killed (SIGKILL) when dropped.
+pub struct Faild {
+    child: Option<Child>,
+    pub addr: IpAddr,
+    pub port: u16,
+    pub dir: PathBuf,
+    args: Vec<String>,
+}
+
+impl Faild {
+    pub fn state_file(&self) -> PathBuf {
+        self.dir.join("faild.state")
+    }
+
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir.join("faild.pid")
+    }
+
+    pub fn community_file(&self) -> PathBuf {
+        self.dir.join("communities")
+    }
+
+    pub fn socket(&self) -> SocketAddr {
+        SocketAddr::new(self.addr, self.port)
+    }
+
+    /// Starts faild in the foreground in `dir` (state, pid and community
+    /// files live there) with `communities` as its community file, and waits
+    /// until it answers.
+    pub fn start(dir: &Path, communities: Option<&str>, extra: &[&str]) -> Result<Faild> {
+        let mut args = vec!["-F".to_string()];
+        if let Some(text) = communities {
+            std::fs::write(dir.join("communities"), text)?;
+            args.extend(["-c".into(), dir.join("communities").display().to_string()]);
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut f = Faild {
+            child: None,
+            addr: unique_addr().into(),
+            port: failover::DEFAULT_PORT,
+            dir: dir.to_path_buf(),
+            args,
+        };
+        f.restart()?;
+        Ok(f)
+    }
+
+    /// (Re)starts the process with the same arguments, files and address.
+    pub fn restart(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("faild.log"))?;
+        let child = Command::new(bin("faild"))
+            .args(&self.args)
+            .args(["-a", &self.addr.to_string(), "-p", &self.port.to_string()])
+            .arg("-s")
+            .arg(self.state_file())
+            .arg("-r")
+            .arg(self.pid_file())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("spawning faild")?;
+        self.child = Some(child);
+        let sock = self.socket();
+        wait_for("faild to answer", Duration::from_secs(20), || {
+            answers(sock) || self.exited()
+        })?;
+        if self.exited() {
+            bail!("faild exited at start; log:\n{}", self.log());
+        }
+        Ok(())
+    }
+
+    fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| c.try_wait().ok().flatten().is_some())
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("faild.log")).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{sig} failed");
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends `sig` and waits (bounded) for the exit status.
+    pub fn stop_with(&mut self, sig: &str) -> Result<ExitStatus> {
+        self.signal(sig);
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("faild did not exit within 20 s of SIG{sig}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Runs failc against this faild: `-h ADDR -p PORT` followed by `args`.
+    pub fn failc(&self, args: &[&str]) -> Output {
+        failc(&[&["-h", &self.addr.to_string(), "-p", &self.port.to_string()], args].concat())
+    }
+}
+
+impl Drop for Faild {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs failc with `args`, bounded by its own `-t` (default 3 s).
+pub fn failc(args: &[&str]) -> Output {
+    Command::new(bin("failc"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running failc")
+}
+
+/// Whether a faild answers a request on TCP at `addr`.
+pub fn answers(addr: SocketAddr) -> bool {
+    tcp_request(addr, "FAIL/1 0 x LIST\n", Duration::from_millis(500)).is_ok()
+}
+
+/// Sends one raw request line over a new TCP connection; returns the whole
+/// reply text (header and item lines).
+pub fn tcp_request(addr: SocketAddr, line: &str, timeout: Duration) -> Result<String> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.write_all(line.as_bytes())?;
+    read_reply(&mut BufReader::new(s))
+}
+
+/// Reads one reply (header plus as many lines as it counts) from a stream.
+pub fn read_reply(r: &mut impl BufRead) -> Result<String> {
+    let mut header = String::new();
+    if r.read_line(&mut header)? == 0 {
+        bail!("connection closed without a reply");
+    }
+    let mut text = header.clone();
+    if let failover::proto::Header::Items { count, .. } =
+        failover::proto::Header::parse(&header).map_err(anyhow::Error::msg)?
+    {
+        for _ in 0..count {
+            r.read_line(&mut text)?;
+        }
+    }
+    Ok(text)
+}
+
+/// Sends one raw request datagram; returns the reply datagram.
+pub fn udp_request(addr: SocketAddr, line: &str, timeout: Duration) -> Result<String> {
+    let s = UdpSocket::bind("127.0.0.1:0")?;
+    s.set_read_timeout(Some(timeout))?;
+    s.send_to(line.as_bytes(), addr)?;
+    let mut buf = vec![0u8; 70_000];
+    let n = s.recv(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// stdout of a finished command, as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// stderr of a finished command, as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Reads a whole file or an empty string.
+pub fn read(path: &Path) -> String {
+    let mut s = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let _ = f.read_to_string(&mut s);
+    }
+    s
+}
