@@ -40,7 +40,10 @@ pub fn bin(name: &str) -> PathBuf {
 /// A loopback address no other test of this run is likely to use.
 pub fn unique_addr() -> Ipv4Addr {
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     let mix = std::process::id()
         .wrapping_mul(2_654_435_761)
         .wrapping_add(nanos)
@@ -186,7 +189,13 @@ impl Faild {
 
     /// Runs failc against this faild: `-h ADDR -p PORT` followed by `args`.
     pub fn failc(&self, args: &[&str]) -> Output {
-        failc(&[&["-h", &self.addr.to_string(), "-p", &self.port.to_string()], args].concat())
+        failc(
+            &[
+                &["-h", &self.addr.to_string(), "-p", &self.port.to_string()],
+                args,
+            ]
+            .concat(),
+        )
     }
 }
 
@@ -236,14 +245,28 @@ pub fn read_reply(r: &mut impl BufRead) -> Result<String> {
     Ok(text)
 }
 
-/// Sends one raw request datagram; returns the reply datagram.
+/// Sends one raw request datagram, resending it every 20 ms as a poller
+/// would (a datagram can be dropped when faild's receive queue is full);
+/// returns the first reply datagram.
 pub fn udp_request(addr: SocketAddr, line: &str, timeout: Duration) -> Result<String> {
     let s = UdpSocket::bind("127.0.0.1:0")?;
-    s.set_read_timeout(Some(timeout))?;
-    s.send_to(line.as_bytes(), addr)?;
+    s.connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_millis(20)))?;
+    let deadline = Instant::now() + timeout;
     let mut buf = vec![0u8; 70_000];
-    let n = s.recv(&mut buf)?;
-    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    while Instant::now() < deadline {
+        s.send(line.as_bytes())?;
+        match s.recv(&mut buf) {
+            Ok(n) => return Ok(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    bail!("no UDP reply from {addr} within {timeout:?}")
 }
 
 /// stdout of a finished command, as text.

@@ -37,7 +37,9 @@ fn hostile_clients_change_nothing_and_do_not_delay_others() {
 
     // 1,000 idle connections and 50 half-open ones (a request without its
     // newline), all held open until the end of the test.
-    let mut held: Vec<TcpStream> = (0..1000).map(|_| TcpStream::connect(f.socket()).unwrap()).collect();
+    let mut held: Vec<TcpStream> = (0..1000)
+        .map(|_| TcpStream::connect(f.socket()).unwrap())
+        .collect();
     for _ in 0..50 {
         let mut s = TcpStream::connect(f.socket()).unwrap();
         s.write_all(b"FAIL/1 7 genesis SET vip FA").unwrap();
@@ -64,7 +66,11 @@ fn hostile_clients_change_nothing_and_do_not_delay_others() {
     ];
     for bytes in near_valid {
         let reply = send_raw(&f, bytes);
-        assert!(reply.contains(" ERR "), "{:?} got {reply:?}", String::from_utf8_lossy(bytes));
+        assert!(
+            reply.contains(" ERR "),
+            "{:?} got {reply:?}",
+            String::from_utf8_lossy(bytes)
+        );
     }
     let mut huge = vec![b'A'; 1 << 20];
     huge.push(b'\n');
@@ -101,14 +107,33 @@ fn hostile_clients_change_nothing_and_do_not_delay_others() {
     // and one over UDP are answered within 100 ms.
     for _ in 0..3 {
         let t = Instant::now();
-        let r = tcp_request(f.socket(), "FAIL/1 2 public GET vip\n", Duration::from_secs(5)).unwrap();
+        let r = tcp_request(
+            f.socket(),
+            "FAIL/1 2 public GET vip\n",
+            Duration::from_secs(5),
+        )
+        .unwrap();
         let tcp_ms = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
-        let u = udp_request(f.socket(), "FAIL/1 3 public GET vip", Duration::from_secs(5)).unwrap();
+        let u = udp_request(
+            f.socket(),
+            "FAIL/1 3 public GET vip",
+            Duration::from_secs(5),
+        )
+        .unwrap();
         let udp_ms = t.elapsed().as_secs_f64() * 1e3;
-        println!("with {} connections held: TCP GET {tcp_ms:.2} ms, UDP GET {udp_ms:.2} ms", held.len());
-        assert!(r.contains("vip UP macbeth") && u.contains("vip UP macbeth"), "{r:?} {u:?}");
-        assert!(tcp_ms < 100.0 && udp_ms < 100.0, "TCP {tcp_ms:.1} ms, UDP {udp_ms:.1} ms");
+        println!(
+            "with {} connections held: TCP GET {tcp_ms:.2} ms, UDP GET {udp_ms:.2} ms",
+            held.len()
+        );
+        assert!(
+            r.contains("vip UP macbeth") && u.contains("vip UP macbeth"),
+            "{r:?} {u:?}"
+        );
+        assert!(
+            tcp_ms < 100.0 && udp_ms < 100.0,
+            "TCP {tcp_ms:.1} ms, UDP {udp_ms:.1} ms"
+        );
     }
 
     // One of the held idle connections still works too (faild's cap is far
@@ -116,7 +141,11 @@ fn hostile_clients_change_nothing_and_do_not_delay_others() {
     let mut s = held.swap_remove(0);
     s.write_all(b"FAIL/1 4 public GET www\n").unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    assert!(read_reply(&mut BufReader::new(&s)).unwrap().contains("www RECOVER"));
+    assert!(
+        read_reply(&mut BufReader::new(&s))
+            .unwrap()
+            .contains("www RECOVER")
+    );
 
     drop(held);
     let after = tcp_request(f.socket(), list, Duration::from_secs(5)).unwrap();
@@ -129,7 +158,9 @@ fn hostile_clients_change_nothing_and_do_not_delay_others() {
 fn at_the_connection_cap_the_longest_idle_connection_makes_room() {
     let dir = tempfile::tempdir().unwrap();
     let f = Faild::start(dir.path(), Some(RULES), &["--max-connections", "20"]).unwrap();
-    let mut idle: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(f.socket()).unwrap()).collect();
+    let mut idle: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(f.socket()).unwrap())
+        .collect();
     // Make every connection but the first active, so the first is the
     // longest idle.
     for s in idle.iter_mut().skip(1) {
@@ -139,7 +170,13 @@ fn at_the_connection_cap_the_longest_idle_connection_makes_room() {
     let r = tcp_request(f.socket(), "FAIL/1 2 public LIST\n", Duration::from_secs(5)).unwrap();
     assert!(r.starts_with("FAIL/1 2 OK"), "{r:?}");
     let first = &mut idle[0];
-    first.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let mut buf = [0u8; 16];
-    assert_eq!(first.read(&mut buf).unwrap_or(0), 0, "the longest-idle connection was closed");
+    assert_eq!(
+        first.read(&mut buf).unwrap_or(0),
+        0,
+        "the longest-idle connection was closed"
+    );
 }

@@ -29,7 +29,11 @@ fn set_get_list_and_delete_over_tcp_and_udp() {
 
     let o = f.failc(&["-c", "genesis", "-s", "FAIL", "-b", "macbeth", "vip"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert!(stderr(&o).contains("created"), "a new service warns: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("created"),
+        "a new service warns: {}",
+        stderr(&o)
+    );
     assert_eq!(rows(&o), [row("vip", "FAIL", "macbeth")]);
 
     // UDP, attached -s form, lower case; backup kept.
@@ -42,19 +46,33 @@ fn set_get_list_and_delete_over_tcp_and_udp() {
     for transport in ["-T", "-U"] {
         let o = f.failc(&[transport, "vip", "www"]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        assert_eq!(rows(&o), [row("vip", "RECOVER", "macbeth"), row("www", "UP", "-")]);
+        assert_eq!(
+            rows(&o),
+            [row("vip", "RECOVER", "macbeth"), row("www", "UP", "-")]
+        );
         let o = f.failc(&[transport, "-l"]);
-        assert_eq!(rows(&o), [row("vip", "RECOVER", "macbeth"), row("www", "UP", "-")]);
+        assert_eq!(
+            rows(&o),
+            [row("vip", "RECOVER", "macbeth"), row("www", "UP", "-")]
+        );
     }
 
     let o = f.failc(&["--json", "vip"]);
     let json = stdout(&o);
-    assert!(json.contains("\"state\"") && json.contains("RECOVER"), "{json}");
+    assert!(
+        json.contains("\"state\"") && json.contains("RECOVER"),
+        "{json}"
+    );
 
     let o = f.failc(&["-c", "genesis", "-x", "www"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = f.failc(&["www"]);
-    assert_eq!(o.status.code(), Some(5), "deleted service is gone: {}", stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(5),
+        "deleted service is gone: {}",
+        stderr(&o)
+    );
     assert_eq!(rows(&f.failc(&["-l"])).len(), 1);
 }
 
@@ -62,7 +80,10 @@ fn set_get_list_and_delete_over_tcp_and_udp() {
 fn access_rules_and_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let f = Faild::start(dir.path(), Some(RULES), &[]).unwrap();
-    assert_eq!(f.failc(&["-c", "genesis", "-s", "UP", "vip"]).status.code(), Some(0));
+    assert_eq!(
+        f.failc(&["-c", "genesis", "-s", "UP", "vip"]).status.code(),
+        Some(0)
+    );
     let before = read(&f.state_file());
 
     // Read-only community: refused, one line on stderr, nothing changed.
@@ -82,13 +103,30 @@ fn access_rules_and_exit_codes() {
     assert_eq!(f.failc(&["-b", "x", "vip"]).status.code(), Some(2));
 
     assert_eq!(rows(&f.failc(&["vip"])), [row("vip", "UP", "-")]);
-    assert_eq!(read(&f.state_file()), before, "refused requests did not touch the state file");
+    assert_eq!(
+        read(&f.state_file()),
+        before,
+        "refused requests did not touch the state file"
+    );
     assert!(f.log().contains("denied"), "refusals are logged");
 
     // Nothing listens at this address: unreachable.
-    let o = failc(&["-h", &failover_tests::unique_addr().to_string(), "-t", "1", "vip"]);
+    let o = failc(&[
+        "-h",
+        &failover_tests::unique_addr().to_string(),
+        "-t",
+        "1",
+        "vip",
+    ]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    let o = failc(&["-U", "-h", &failover_tests::unique_addr().to_string(), "-t", "0.5", "vip"]);
+    let o = failc(&[
+        "-U",
+        "-h",
+        &failover_tests::unique_addr().to_string(),
+        "-t",
+        "0.5",
+        "vip",
+    ]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
 }
 
@@ -96,7 +134,13 @@ fn access_rules_and_exit_codes() {
 fn acknowledged_state_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let mut f = Faild::start(dir.path(), Some(RULES), &[]).unwrap();
-    for (svc, st) in [("vip", "UP"), ("db", "RECOVER"), ("www", "FAIL"), ("vip", "FAIL"), ("vip", "UP")] {
+    for (svc, st) in [
+        ("vip", "UP"),
+        ("db", "RECOVER"),
+        ("www", "FAIL"),
+        ("vip", "FAIL"),
+        ("vip", "UP"),
+    ] {
         let o = f.failc(&["-c", "genesis", "-U", "-s", st, "-b", "macbeth", svc]);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     }
@@ -104,8 +148,14 @@ fn acknowledged_state_survives_kill_9() {
     f.kill9();
     f.restart().unwrap();
     let after = stdout(&f.failc(&["--json", "-l"]));
-    assert_eq!(after, before, "same boot: every state, time and counter kept");
-    assert!(after.contains("\"changes\": 3") || after.contains("\"changes\":3"), "{after}");
+    assert_eq!(
+        after, before,
+        "same boot: every state, time and counter kept"
+    );
+    assert!(
+        after.contains("\"changes\": 3") || after.contains("\"changes\":3"),
+        "{after}"
+    );
 }
 
 #[test]
@@ -122,7 +172,11 @@ fn pid_file_written_and_removed_on_sigterm_and_sigint() {
         .output()
         .unwrap();
     assert_eq!(other.status.code(), Some(1));
-    assert!(stderr(&other).contains("already running"), "{}", stderr(&other));
+    assert!(
+        stderr(&other).contains("already running"),
+        "{}",
+        stderr(&other)
+    );
 
     for sig in ["TERM", "INT"] {
         let status = f.stop_with(sig).unwrap();
@@ -136,7 +190,10 @@ fn pid_file_written_and_removed_on_sigterm_and_sigint() {
 fn sighup_rereads_community_file_and_keeps_old_rules_when_broken() {
     let dir = tempfile::tempdir().unwrap();
     let f = Faild::start(dir.path(), Some("* public RO\n"), &[]).unwrap();
-    assert_eq!(f.failc(&["-c", "ops", "-s", "UP", "vip"]).status.code(), Some(4));
+    assert_eq!(
+        f.failc(&["-c", "ops", "-s", "UP", "vip"]).status.code(),
+        Some(4)
+    );
 
     std::fs::write(f.community_file(), "* public RO\n* ops RW\n").unwrap();
     f.signal("HUP");
@@ -147,9 +204,11 @@ fn sighup_rereads_community_file_and_keeps_old_rules_when_broken() {
 
     std::fs::write(f.community_file(), "* public RO\n* ops RW\n* broken\n").unwrap();
     f.signal("HUP");
-    wait_for("the reload error in the log", Duration::from_secs(10), || {
-        f.log().contains("communities:3")
-    })
+    wait_for(
+        "the reload error in the log",
+        Duration::from_secs(10),
+        || f.log().contains("communities:3"),
+    )
     .unwrap();
     assert_eq!(
         f.failc(&["-c", "ops", "-s", "FAIL", "vip"]).status.code(),
@@ -174,10 +233,15 @@ fn worked_example_command_lines() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "faild detached: {}", stderr(&o));
     let pid = read(&dir.path().join("pidfile")).trim().to_string();
-    assert!(!pid.is_empty(), "pid file written before the start command returned");
+    assert!(
+        !pid.is_empty(),
+        "pid file written before the start command returned"
+    );
 
     // No pause needed: faild serves once its start command has returned.
-    let o = failc(&["-c", "public", "-T", "-p", &p, "-s", "FAIL", "-b", "macbeth", "vip"]);
+    let o = failc(&[
+        "-c", "public", "-T", "-p", &p, "-s", "FAIL", "-b", "macbeth", "vip",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = failc(&["-c", "public", "-T", "-p", &p, "-sRECOVER", "vip"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -185,17 +249,28 @@ fn worked_example_command_lines() {
     assert_eq!(rows(&o), [row("vip", "RECOVER", "macbeth")]);
 
     // The stop target: kill `cat pidfile`.
-    assert!(std::process::Command::new("kill").arg(&pid).status().unwrap().success());
-    wait_for("faild to remove its pid file", Duration::from_secs(20), || {
-        !dir.path().join("pidfile").exists()
-    })
+    assert!(
+        std::process::Command::new("kill")
+            .arg(&pid)
+            .status()
+            .unwrap()
+            .success()
+    );
+    wait_for(
+        "faild to remove its pid file",
+        Duration::from_secs(20),
+        || !dir.path().join("pidfile").exists(),
+    )
     .unwrap();
 }
 
 #[test]
 fn boot_id_rule() {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
-    for (writer_boot, want_up) in [("00000000-0000-0000-0000-000000000000", "FAIL"), (boot.trim(), "UP")] {
+    for (writer_boot, want_up) in [
+        ("00000000-0000-0000-0000-000000000000", "FAIL"),
+        (boot.trim(), "UP"),
+    ] {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("faild.state"),
@@ -207,9 +282,16 @@ fn boot_id_rule() {
         )
         .unwrap();
         let f = Faild::start(dir.path(), None, &[]).unwrap();
-        assert_eq!(rows(&f.failc(&["up", "rec"])), [row("up", want_up, "b"), row("rec", "RECOVER", "-")]);
+        assert_eq!(
+            rows(&f.failc(&["up", "rec"])),
+            [row("up", want_up, "b"), row("rec", "RECOVER", "-")]
+        );
         if want_up == "FAIL" {
-            assert!(f.log().contains("rebooted"), "the log says why: {}", f.log());
+            assert!(
+                f.log().contains("rebooted"),
+                "the log says why: {}",
+                f.log()
+            );
         }
         // The file now records this boot.
         assert!(read(&f.state_file()).contains(boot.trim()));
@@ -227,8 +309,16 @@ fn bad_files_stop_faild_at_start_with_a_clear_message() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains(&state.display().to_string()), "{}", stderr(&o));
-    assert_eq!(read(&state), "format = 1\n[services.vip\n", "never silently emptied");
+    assert!(
+        stderr(&o).contains(&state.display().to_string()),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        read(&state),
+        "format = 1\n[services.vip\n",
+        "never silently emptied"
+    );
 
     let comm = dir.path().join("comm");
     std::fs::write(&comm, "* public RO\nvip ops XX\n").unwrap();
@@ -240,7 +330,11 @@ fn bad_files_stop_faild_at_start_with_a_clear_message() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains(&format!("{}:2:", comm.display())), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("{}:2:", comm.display())),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// A port free for TCP and UDP on every address (the worked example binds

@@ -102,9 +102,17 @@ mod tests {
 
     #[test]
     fn worked_example_command_line() {
-        let cli =
-            Cli::try_parse_from(["faild", "-c", "communityfile", "-U", "-p", "1291", "-r", "pidfile"])
-                .unwrap();
+        let cli = Cli::try_parse_from([
+            "faild",
+            "-c",
+            "communityfile",
+            "-U",
+            "-p",
+            "1291",
+            "-r",
+            "pidfile",
+        ])
+        .unwrap();
         assert_eq!(cli.port, 1291);
         assert_eq!(cli.pid_file.unwrap(), PathBuf::from("pidfile"));
         assert!(cli.udp_flag && !cli.foreground);
@@ -113,8 +121,18 @@ mod tests {
     #[test]
     fn getopt_forms() {
         let cli = Cli::try_parse_from([
-            "faild", "-Fm", "-p1300", "-a", "127.0.0.2", "-a", "::1", "-d", "proto", "-dproto",
-            "-n", "5",
+            "faild",
+            "-Fm",
+            "-p1300",
+            "-a",
+            "127.0.0.2",
+            "-a",
+            "::1",
+            "-d",
+            "proto",
+            "-dproto",
+            "-n",
+            "5",
         ])
         .unwrap();
         assert!(cli.foreground && cli.lock_memory);

@@ -84,8 +84,12 @@ mod tests {
     #[tokio::test]
     async fn splits_lines_and_keeps_a_last_partial_one() {
         let got = lines(b"a\r\nb\n\nc").await;
-        let want: Vec<Result<Vec<u8>, String>> =
-            vec![Ok(b"a".to_vec()), Ok(b"b".to_vec()), Ok(vec![]), Ok(b"c".to_vec())];
+        let want: Vec<Result<Vec<u8>, String>> = vec![
+            Ok(b"a".to_vec()),
+            Ok(b"b".to_vec()),
+            Ok(vec![]),
+            Ok(b"c".to_vec()),
+        ];
         assert_eq!(got, want);
     }
 

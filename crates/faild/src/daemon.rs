@@ -77,7 +77,10 @@ pub fn detach() -> Result<Ready> {
         unsafe { libc::_exit(0) };
     }
     std::env::set_current_dir("/").context("chdir /")?;
-    let null = OpenOptions::new().read(true).write(true).open("/dev/null")?;
+    let null = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
     nix::unistd::dup2_stdin(&null)?;
     nix::unistd::dup2_stdout(&null)?;
     nix::unistd::dup2_stderr(&null)?;
@@ -150,7 +153,9 @@ pub fn lock_memory() {
     use nix::sys::mman::{MlockAllFlags, mlockall};
     match mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE) {
         Ok(()) => info!("memory locked"),
-        Err(e) => warn!("-m: cannot lock memory: {e} (needs root or CAP_IPC_LOCK); going on unlocked"),
+        Err(e) => {
+            warn!("-m: cannot lock memory: {e} (needs root or CAP_IPC_LOCK); going on unlocked")
+        }
     }
 }
 
@@ -192,6 +197,9 @@ pub fn drop_privileges(spec: &str) -> Result<()> {
     initgroups(&name, user.gid).with_context(|| format!("-u {spec}: initgroups"))?;
     setgid(user.gid).with_context(|| format!("-u {spec}: setgid"))?;
     setuid(user.uid).with_context(|| format!("-u {spec}: setuid"))?;
-    info!("running as user {} (uid {}, gid {})", user.name, user.uid, user.gid);
+    info!(
+        "running as user {} (uid {}, gid {})",
+        user.name, user.uid, user.gid
+    );
     Ok(())
 }

@@ -38,7 +38,12 @@ fn filter(raised: &[Facility]) -> EnvFilter {
         return EnvFilter::new(spec);
     }
     let mut filter = EnvFilter::new("info");
-    for f in [Facility::Net, Facility::Proto, Facility::Store, Facility::Auth] {
+    for f in [
+        Facility::Net,
+        Facility::Proto,
+        Facility::Store,
+        Facility::Auth,
+    ] {
         let level = match raised.iter().filter(|r| **r == f).count() {
             0 => continue,
             1 => "debug",

@@ -1,5 +1,6 @@
 //! The state file on disk: loading at start and atomic, durable rewrites.
 
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -24,7 +25,11 @@ pub fn current_boot_id() -> String {
         Ok(id) => id.trim().to_string(),
         Err(e) => {
             warn!(target: "store", "cannot read the boot id ({e}); treating this start as a reboot");
-            format!("unknown-{}-{}", std::process::id(), failover::proto::format_time(SystemTime::now()))
+            format!(
+                "unknown-{}-{}",
+                std::process::id(),
+                failover::proto::format_time(SystemTime::now())
+            )
         }
     }
 }
@@ -50,8 +55,12 @@ impl StateFile {
             }
             Err(e) => return Err(e).with_context(|| format!("state file {}", self.path.display())),
         };
-        let mut loaded: Loaded = statefile::parse(&text)
-            .with_context(|| format!("state file {} is corrupt (fix or move it away)", self.path.display()))?;
+        let mut loaded: Loaded = statefile::parse(&text).with_context(|| {
+            format!(
+                "state file {} is corrupt (fix or move it away)",
+                self.path.display()
+            )
+        })?;
         let failed = loaded.settle_boot(&self.boot_id, SystemTime::now());
         match loaded.boot_id.as_deref() {
             Some(id) if id == self.boot_id => info!(
@@ -71,22 +80,90 @@ impl StateFile {
                 failed.join(", ")
             ),
         }
+        release_free_memory();
         Ok(loaded.registry)
     }
 
     /// Writes the registry as it will be after `pending`: temp file, fsync,
     /// rename, fsync of the directory. Returns only once the data is durable.
     pub fn save(&self, registry: &Registry, pending: Option<&Mutation>) -> io::Result<()> {
-        let text = statefile::render(registry, pending, &self.boot_id, SystemTime::now());
-        write_atomic(&self.path, text.as_bytes())?;
-        debug!(target: "store", "wrote {} ({} bytes)", self.path.display(), text.len());
+        write_atomic(&self.path, |w| {
+            let mut out = FmtToIo {
+                inner: w,
+                buf: String::with_capacity(FmtToIo::CHUNK + 1024),
+                error: None,
+            };
+            let rendered = statefile::render_into(
+                &mut out,
+                registry,
+                pending,
+                &self.boot_id,
+                SystemTime::now(),
+            );
+            match (rendered, out.flush()) {
+                (Ok(()), Ok(())) => Ok(()),
+                (_, Err(e)) | (Err(_), Err(e)) => Err(e),
+                (Err(_), Ok(())) => Err(out
+                    .error
+                    .take()
+                    .unwrap_or_else(|| io::Error::other("formatting failed"))),
+            }
+        })?;
+        debug!(target: "store", "wrote {} ({} services)", self.path.display(), registry.len());
         Ok(())
     }
 }
 
-/// Replaces `path` with `data` so that after a crash the file holds either
-/// the old or the new contents, never a mix.
-pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+/// Hands the parser's scratch memory back to the system: a large state file
+/// would otherwise keep faild's resident size at its load-time peak.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Lets the pure renderer (a `fmt::Write` user) stream into a file in
+/// chunks, so a large registry never exists as one big string.
+struct FmtToIo<'a> {
+    inner: &'a mut dyn Write,
+    buf: String,
+    error: Option<io::Error>,
+}
+
+impl FmtToIo<'_> {
+    const CHUNK: usize = 64 * 1024;
+
+    fn flush(&mut self) -> io::Result<()> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.inner.write_all(self.buf.as_bytes())?;
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl fmt::Write for FmtToIo<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.buf.push_str(s);
+        if self.buf.len() >= Self::CHUNK {
+            self.flush().map_err(|e| {
+                self.error = Some(e);
+                fmt::Error
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Replaces `path` with what `fill` writes, so that after a crash the file
+/// holds either the old or the new contents, never a mix.
+pub fn write_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -94,12 +171,13 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let result = (|| {
-        let mut f = OpenOptions::new()
+        let f = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .open(&tmp)?;
-        f.write_all(data)?;
+        let mut f = f;
+        fill(&mut f)?;
         f.sync_all()?;
         fs::rename(&tmp, path)?;
         File::open(dir)?.sync_all()
@@ -118,8 +196,13 @@ mod tests {
     fn atomic_write_replaces_and_leaves_no_temp_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("faild.state");
-        write_atomic(&path, b"one").unwrap();
-        write_atomic(&path, b"two").unwrap();
+        write_atomic(&path, |w| w.write_all(b"one")).unwrap();
+        write_atomic(&path, |w| w.write_all(b"two")).unwrap();
+        let failed = write_atomic(&path, |w| {
+            w.write_all(b"half")?;
+            Err(io::Error::other("disk full"))
+        });
+        assert!(failed.is_err());
         assert_eq!(fs::read(&path).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
@@ -130,14 +213,23 @@ mod tests {
         let path = dir.path().join("faild.state");
         fs::write(&path, "not = [toml").unwrap();
         let err = StateFile::new(path.clone(), "b".into()).load().unwrap_err();
-        assert!(format!("{err:#}").contains(&path.display().to_string()), "{err:#}");
-        assert_eq!(fs::read(&path).unwrap(), b"not = [toml", "file left untouched");
+        assert!(
+            format!("{err:#}").contains(&path.display().to_string()),
+            "{err:#}"
+        );
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            b"not = [toml",
+            "file left untouched"
+        );
     }
 
     #[test]
     fn missing_file_is_an_empty_start() {
         let dir = tempfile::tempdir().unwrap();
-        let reg = StateFile::new(dir.path().join("x"), "b".into()).load().unwrap();
+        let reg = StateFile::new(dir.path().join("x"), "b".into())
+            .load()
+            .unwrap();
         assert!(reg.is_empty());
     }
 }

@@ -40,8 +40,10 @@ impl Listeners {
         };
         for ip in addrs {
             let addr = SocketAddr::new(*ip, port);
-            let t = std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on TCP {addr}"))?;
-            let u = std::net::UdpSocket::bind(addr).with_context(|| format!("cannot listen on UDP {addr}"))?;
+            let t = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("cannot listen on TCP {addr}"))?;
+            let u = std::net::UdpSocket::bind(addr)
+                .with_context(|| format!("cannot listen on UDP {addr}"))?;
             t.set_nonblocking(true)?;
             u.set_nonblocking(true)?;
             l.tcp.push(t);
@@ -51,14 +53,22 @@ impl Listeners {
     }
 
     pub fn addresses(&self) -> Vec<SocketAddr> {
-        self.tcp.iter().filter_map(|t| t.local_addr().ok()).collect()
+        self.tcp
+            .iter()
+            .filter_map(|t| t.local_addr().ok())
+            .collect()
     }
 }
 
 /// Serves until `shutdown` is cancelled, then stops accepting, lets requests
 /// in flight finish (a SET already being written is still acknowledged), and
 /// returns.
-pub async fn run(listeners: Listeners, store: Arc<Store>, limits: Limits, shutdown: CancellationToken) -> Result<()> {
+pub async fn run(
+    listeners: Listeners,
+    store: Arc<Store>,
+    limits: Limits,
+    shutdown: CancellationToken,
+) -> Result<()> {
     let tracker = TaskTracker::new();
     let conns = Connections::new();
     for l in listeners.tcp {
@@ -74,12 +84,20 @@ pub async fn run(listeners: Listeners, store: Arc<Store>, limits: Limits, shutdo
     }
     for u in listeners.udp {
         let socket = tokio::net::UdpSocket::from_std(u)?;
-        tracker.spawn(udp::serve(socket, store.clone(), shutdown.clone(), tracker.clone()));
+        tracker.spawn(udp::serve(
+            socket,
+            store.clone(),
+            shutdown.clone(),
+            tracker.clone(),
+        ));
     }
     shutdown.cancelled().await;
     info!(target: "net", "stopping: no new requests; finishing those in flight");
     tracker.close();
-    if tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(10), tracker.wait())
+        .await
+        .is_err()
+    {
         warn!(target: "net", "requests still in flight after 10 s ({} connections); exiting anyway", conns.open_count());
     }
     Ok(())

@@ -86,17 +86,28 @@ fn absolute_paths(cli: &mut Cli) -> Result<()> {
 
 fn prepare(cli: &Cli) -> Result<Prepared> {
     if cli.tcp_flag || cli.udp_flag {
-        info!("-T/-U accepted for compatibility: faild always serves TCP and UDP on port {}", cli.port);
+        info!(
+            "-T/-U accepted for compatibility: faild always serves TCP and UDP on port {}",
+            cli.port
+        );
     }
     let access = Access::load(cli.community_file.clone())?;
     match access.file() {
-        Some(f) => info!(target: "auth", "{} community rules from {}", access.current().len(), f.display()),
-        None => warn!(target: "auth", "no community file (-c): community 'public' may read every service and nobody may write"),
+        Some(f) => {
+            info!(target: "auth", "{} community rules from {}", access.current().len(), f.display())
+        }
+        None => {
+            warn!(target: "auth", "no community file (-c): community 'public' may read every service and nobody may write")
+        }
     }
     let state_path = cli.state_file.clone();
     if let Some(dir) = state_path.parent().filter(|d| !d.exists()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("state file {}: cannot create its directory", state_path.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "state file {}: cannot create its directory",
+                state_path.display()
+            )
+        })?;
     }
     let file = StateFile::new(state_path, current_boot_id());
     let registry = file.load()?;
@@ -142,14 +153,18 @@ fn serve(cli: &Cli, prepared: Prepared, ready: &mut Ready) -> Result<()> {
         .save_all()
         .with_context(|| format!("state file {}: cannot write", cli.state_file.display()))?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         signals::install(store.clone(), shutdown.clone())?;
-        let addrs: Vec<String> = listeners.addresses().iter().map(|a| a.to_string()).collect();
+        let addrs: Vec<String> = listeners
+            .addresses()
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
         info!(
             target: "net",
             "faild {} serving TCP and UDP on {} (at most {} connections)",

@@ -73,7 +73,9 @@ impl Store {
                 }
                 reply
             }
-            Outcome::Change { mutation, rule } => self.commit(req.id, mutation, &rule, source).await,
+            Outcome::Change { mutation, rule } => {
+                self.commit(req.id, mutation, &rule, source).await
+            }
         }
     }
 
@@ -81,7 +83,8 @@ impl Store {
         // Render and write on a blocking thread (100,000 services take tens of
         // milliseconds); readers go on meanwhile. The change is applied only
         // once the bytes are on disk.
-        let (registry, file, pending) = (self.registry.clone(), self.file.clone(), mutation.clone());
+        let (registry, file, pending) =
+            (self.registry.clone(), self.file.clone(), mutation.clone());
         let written = tokio::task::spawn_blocking(move || {
             let registry = registry.read().unwrap_or_else(|p| p.into_inner());
             file.save(&registry, Some(&pending))
@@ -90,9 +93,16 @@ impl Store {
         .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
         if let Err(e) = written {
             error!(target: "store", "cannot write state file {}: {e}; refused the change of {}", self.file.path().display(), mutation.name());
-            return Reply::error(Some(id), ErrorCode::Storage, format!("state file not written: {e}; nothing changed"));
+            return Reply::error(
+                Some(id),
+                ErrorCode::Storage,
+                format!("state file not written: {e}; nothing changed"),
+            );
         }
-        self.registry.write().unwrap_or_else(|p| p.into_inner()).apply(&mutation);
+        self.registry
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .apply(&mutation);
         let show = |s: Option<failover::State>| s.map_or("(none)".to_string(), |s| s.to_string());
         info!(
             target: "audit",

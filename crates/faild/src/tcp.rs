@@ -100,7 +100,8 @@ struct Ticket {
 
 impl Ticket {
     fn touch(&self) {
-        self.last_active.store(self.table.now_ms(), Ordering::Relaxed);
+        self.last_active
+            .store(self.table.now_ms(), Ordering::Relaxed);
     }
 }
 
@@ -143,7 +144,13 @@ pub async fn serve(
     }
 }
 
-async fn handle(stream: TcpStream, peer: SocketAddr, store: Arc<Store>, limits: Limits, ticket: Ticket) {
+async fn handle(
+    stream: TcpStream,
+    peer: SocketAddr,
+    store: Arc<Store>,
+    limits: Limits,
+    ticket: Ticket,
+) {
     let _ = stream.set_nodelay(true);
     let (rd, mut wr) = stream.into_split();
     let mut reader = LineReader::new(rd);

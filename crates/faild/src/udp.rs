@@ -14,7 +14,12 @@ use crate::store::Store;
 /// Serves one socket until shutdown. Reads are answered inline (they never
 /// wait); changes wait for the disk, so each runs in its own task and a slow
 /// write never holds up the polls behind it.
-pub async fn serve(socket: UdpSocket, store: Arc<Store>, shutdown: CancellationToken, tracker: TaskTracker) {
+pub async fn serve(
+    socket: UdpSocket,
+    store: Arc<Store>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
     let socket = Arc::new(socket);
     let mut buf = vec![0u8; 65_536];
     loop {
@@ -58,7 +63,12 @@ pub async fn serve(socket: UdpSocket, store: Arc<Store>, shutdown: CancellationT
 async fn reply_to(socket: &UdpSocket, peer: SocketAddr, reply: &Reply) {
     let mut text = reply.encode();
     if text.len() > MAX_UDP_REPLY {
-        text = Reply::error(reply.id(), ErrorCode::TooBig, "reply too large for UDP; use TCP").encode();
+        text = Reply::error(
+            reply.id(),
+            ErrorCode::TooBig,
+            "reply too large for UDP; use TCP",
+        )
+        .encode();
     }
     if let Err(e) = socket.send_to(text.as_bytes(), peer).await {
         debug!(target: "net", "udp reply to {peer} failed: {e}");

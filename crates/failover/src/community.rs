@@ -89,7 +89,7 @@ impl Rules {
             let fields: Vec<&str> = line.split_ascii_whitespace().collect();
             let [service, community, access, rest @ ..] = fields.as_slice() else {
                 return Err(err(
-                    "expected SERVICE|* COMMUNITY RO|RW [SOURCE]".to_string(),
+                    "expected SERVICE|* COMMUNITY RO|RW [SOURCE]".to_string()
                 ));
             };
             if rest.len() > 1 {
@@ -139,11 +139,7 @@ impl Rules {
         let source = source.to_canonical();
         let mut matching = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
-            let same: bool = rule
-                .community
-                .as_bytes()
-                .ct_eq(community.as_bytes())
-                .into();
+            let same: bool = rule.community.as_bytes().ct_eq(community.as_bytes()).into();
             let from_ok = rule.source.is_none_or(|net| net.contains(&source));
             if same & from_ok {
                 matching.push(i);
@@ -225,8 +221,20 @@ mod tests {
         assert_eq!(rules.len(), 3);
         assert!(allowed(&rules, "public", "10.1.1.1", "vip", Access::Read));
         assert!(!allowed(&rules, "public", LOCAL, "vip", Access::Write));
-        assert!(allowed(&rules, "genesis", "127.0.0.2", "any", Access::Write));
-        assert!(allowed(&rules, "genesis", "::ffff:127.0.0.2", "any", Access::Write));
+        assert!(allowed(
+            &rules,
+            "genesis",
+            "127.0.0.2",
+            "any",
+            Access::Write
+        ));
+        assert!(allowed(
+            &rules,
+            "genesis",
+            "::ffff:127.0.0.2",
+            "any",
+            Access::Write
+        ));
         assert!(!allowed(&rules, "genesis", "10.0.0.1", "any", Access::Read));
         assert!(rules.grants("genesis", ip("10.0.0.1")).is_empty());
         assert!(allowed(&rules, "ops", "10.0.0.1", "vip", Access::Write));
@@ -234,7 +242,10 @@ mod tests {
         assert!(!rules.grants("ops", ip("10.0.0.1")).is_empty());
         assert!(rules.grants("nobody", ip(LOCAL)).is_empty());
         assert!(rules.grants("Public", ip(LOCAL)).is_empty());
-        let rule = rules.grants("genesis", ip(LOCAL)).allows("x", Access::Write).unwrap();
+        let rule = rules
+            .grants("genesis", ip(LOCAL))
+            .allows("x", Access::Write)
+            .unwrap();
         assert_eq!(rule.origin, "communities:4");
     }
 

@@ -97,11 +97,13 @@ impl Registry {
         match &req.op {
             Op::Get(names) => ok(names
                 .iter()
-                .map(|n| match (grants.allows(n, Access::Read), self.records.get(n)) {
-                    (None, _) => Item::Missing(n.clone(), ErrorCode::Denied),
-                    (Some(_), None) => Item::Missing(n.clone(), ErrorCode::NoSuch),
-                    (Some(_), Some(r)) => Item::Found(n.clone(), r.clone()),
-                })
+                .map(
+                    |n| match (grants.allows(n, Access::Read), self.records.get(n)) {
+                        (None, _) => Item::Missing(n.clone(), ErrorCode::Denied),
+                        (Some(_), None) => Item::Missing(n.clone(), ErrorCode::NoSuch),
+                        (Some(_), Some(r)) => Item::Found(n.clone(), r.clone()),
+                    },
+                )
                 .collect()),
             Op::List => ok(self
                 .records
@@ -205,7 +207,11 @@ impl Registry {
     /// still be running, so it becomes FAIL. Returns the names changed.
     pub fn fail_up_services(&mut self, now: SystemTime) -> Vec<String> {
         let mut changed = Vec::new();
-        for (name, r) in self.records.iter_mut().filter(|(_, r)| r.state == State::Up) {
+        for (name, r) in self
+            .records
+            .iter_mut()
+            .filter(|(_, r)| r.state == State::Up)
+        {
             r.state = State::Fail;
             r.since = now;
             r.changes += 1;
@@ -313,10 +319,25 @@ mod tests {
     fn set_creates_then_updates_keeping_backup() {
         let mut reg = Registry::new();
         let r = run(&mut reg, "FAIL/1 1 genesis SET vip FAIL macbeth", t(0));
-        assert!(matches!(r, Reply::Items { status: Status::Created, .. }));
+        assert!(matches!(
+            r,
+            Reply::Items {
+                status: Status::Created,
+                ..
+            }
+        ));
         let r = run(&mut reg, "FAIL/1 2 genesis SET vip RECOVER", t(5));
-        assert!(matches!(r, Reply::Items { status: Status::Ok, .. }));
-        assert_eq!(found(&r), [("vip".into(), State::Recover, Some("macbeth".into()), 2)]);
+        assert!(matches!(
+            r,
+            Reply::Items {
+                status: Status::Ok,
+                ..
+            }
+        ));
+        assert_eq!(
+            found(&r),
+            [("vip".into(), State::Recover, Some("macbeth".into()), 2)]
+        );
         assert_eq!(reg.get("vip").unwrap().since, t(5));
         // Same state again: no change, no counter bump.
         let r = run(&mut reg, "FAIL/1 3 genesis SET vip RECOVER macbeth", t(9));
@@ -332,13 +353,20 @@ mod tests {
     fn counter_survives_delete_and_recreate() {
         let mut reg = Registry::new();
         for (i, st) in ["UP", "FAIL", "UP"].iter().enumerate() {
-            run(&mut reg, &format!("FAIL/1 {i} genesis SET vip {st}"), t(i as u64));
+            run(
+                &mut reg,
+                &format!("FAIL/1 {i} genesis SET vip {st}"),
+                t(i as u64),
+            );
         }
         assert_eq!(reg.get("vip").unwrap().changes, 3);
         let r = run(&mut reg, "FAIL/1 9 genesis DEL vip", t(5));
         assert_eq!(found(&r)[0].3, 3);
         assert!(reg.get("vip").is_none());
-        assert_eq!(code(&run(&mut reg, "FAIL/1 9 genesis DEL vip", t(5))), ErrorCode::NoSuch);
+        assert_eq!(
+            code(&run(&mut reg, "FAIL/1 9 genesis DEL vip", t(5))),
+            ErrorCode::NoSuch
+        );
         run(&mut reg, "FAIL/1 10 genesis SET vip RECOVER", t(6));
         assert_eq!(reg.get("vip").unwrap().changes, 4);
     }
@@ -348,17 +376,36 @@ mod tests {
         let mut reg = Registry::new();
         run(&mut reg, "FAIL/1 1 genesis SET vip UP", t(0));
         run(&mut reg, "FAIL/1 1 genesis SET www UP", t(0));
-        assert_eq!(code(&run(&mut reg, "FAIL/1 2 public SET vip FAIL", t(1))), ErrorCode::Denied);
-        assert_eq!(code(&run(&mut reg, "FAIL/1 2 public DEL vip", t(1))), ErrorCode::Denied);
-        assert_eq!(code(&run(&mut reg, "FAIL/1 2 wrong GET vip", t(1))), ErrorCode::Denied);
-        assert_eq!(code(&run(&mut reg, "FAIL/1 2 wrong LIST", t(1))), ErrorCode::Denied);
+        assert_eq!(
+            code(&run(&mut reg, "FAIL/1 2 public SET vip FAIL", t(1))),
+            ErrorCode::Denied
+        );
+        assert_eq!(
+            code(&run(&mut reg, "FAIL/1 2 public DEL vip", t(1))),
+            ErrorCode::Denied
+        );
+        assert_eq!(
+            code(&run(&mut reg, "FAIL/1 2 wrong GET vip", t(1))),
+            ErrorCode::Denied
+        );
+        assert_eq!(
+            code(&run(&mut reg, "FAIL/1 2 wrong LIST", t(1))),
+            ErrorCode::Denied
+        );
         assert_eq!(reg.get("vip").unwrap().state, State::Up);
         // ops may write vip only, and read only vip.
-        assert_eq!(code(&run(&mut reg, "FAIL/1 3 ops SET www FAIL", t(1))), ErrorCode::Denied);
-        assert_eq!(found(&run(&mut reg, "FAIL/1 3 ops SET vip FAIL", t(1)))[0].1, State::Fail);
+        assert_eq!(
+            code(&run(&mut reg, "FAIL/1 3 ops SET www FAIL", t(1))),
+            ErrorCode::Denied
+        );
+        assert_eq!(
+            found(&run(&mut reg, "FAIL/1 3 ops SET vip FAIL", t(1)))[0].1,
+            State::Fail
+        );
         assert_eq!(found(&run(&mut reg, "FAIL/1 4 ops LIST", t(1))).len(), 1);
         assert_eq!(found(&run(&mut reg, "FAIL/1 4 public LIST", t(1))).len(), 2);
-        let Reply::Items { items, .. } = run(&mut reg, "FAIL/1 5 ops GET vip www nope", t(1)) else {
+        let Reply::Items { items, .. } = run(&mut reg, "FAIL/1 5 ops GET vip www nope", t(1))
+        else {
             panic!()
         };
         assert!(matches!(items[0], Item::Found(..)));

@@ -20,13 +20,13 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::time::SystemTime;
 
 use serde::Deserialize;
 
 use crate::names::check_name;
-use crate::proto::{format_time, parse_time};
+use crate::proto::parse_time;
 use crate::registry::{Mutation, Registry};
 use crate::{Record, State};
 
@@ -83,7 +83,13 @@ struct RecordV1 {
 /// Parses a state file.
 pub fn parse(text: &str) -> Result<Loaded, StateFileError> {
     let file: FileV1 = toml::from_str(text).map_err(|e| {
-        StateFileError(e.to_string().lines().next().unwrap_or("invalid TOML").to_string())
+        StateFileError(
+            e.to_string()
+                .lines()
+                .next()
+                .unwrap_or("invalid TOML")
+                .to_string(),
+        )
     })?;
     if file.format != FORMAT {
         return Err(StateFileError(format!(
@@ -124,12 +130,30 @@ pub fn render(
     now: SystemTime,
 ) -> String {
     let mut out = String::with_capacity(64 + registry.len() * 110);
-    out.push_str(
+    render_into(&mut out, registry, pending, boot_id, now)
+        .expect("writing to a String cannot fail");
+    out
+}
+
+/// [`render`] into any writer, so faild can stream a large registry straight
+/// to the file instead of building it in memory first.
+pub fn render_into<W: fmt::Write>(
+    out: &mut W,
+    registry: &Registry,
+    pending: Option<&Mutation>,
+    boot_id: &str,
+    now: SystemTime,
+) -> fmt::Result {
+    out.write_str(
         "# faild state file: rewritten by faild at every change; edit only while faild is stopped.\n",
-    );
-    let _ = writeln!(out, "format = {FORMAT}");
-    let _ = writeln!(out, "boot_id = {}", quote(boot_id));
-    let _ = writeln!(out, "written = {}", quote(&format_time(now)));
+    )?;
+    writeln!(out, "format = {FORMAT}")?;
+    writeln!(out, "boot_id = {}", Quoted(boot_id))?;
+    writeln!(
+        out,
+        "written = \"{}\"",
+        humantime::format_rfc3339_millis(now)
+    )?;
 
     let (name, new_record, retire) = match pending {
         Some(Mutation::Set { name, record, .. }) => (Some(name.as_str()), Some(record), None),
@@ -139,31 +163,26 @@ pub fn render(
         None => (None, None, None),
     };
     for (n, r) in overlaid(registry.records(), name, new_record) {
-        let _ = write!(
-            out,
-            "\n[services.{}]\nstate = \"{}\"\n",
-            quote(n),
-            r.state
-        );
+        write!(out, "\n[services.{}]\nstate = \"{}\"\n", Quoted(n), r.state)?;
         if let Some(b) = &r.backup {
-            let _ = writeln!(out, "backup = {}", quote(b));
+            writeln!(out, "backup = {}", Quoted(b))?;
         }
-        let _ = writeln!(
+        writeln!(
             out,
             "since = \"{}\"\nchanges = {}",
-            format_time(r.since),
+            humantime::format_rfc3339_millis(r.since),
             r.changes
-        );
+        )?;
     }
     // A SET of a retired name brings it back; a delete retires it.
-    let retired: Vec<(&str, &u64)> = overlaid(registry.retired(), name, retire.as_ref()).collect();
-    if !retired.is_empty() {
-        out.push_str("\n[retired]\n");
+    let mut retired = overlaid(registry.retired(), name, retire.as_ref()).peekable();
+    if retired.peek().is_some() {
+        out.write_str("\n[retired]\n")?;
         for (n, c) in retired {
-            let _ = writeln!(out, "{} = {c}", quote(n));
+            writeln!(out, "{} = {c}", Quoted(n))?;
         }
     }
-    out
+    Ok(())
 }
 
 /// The entries of a sorted map with the entry `name` replaced by `value`
@@ -202,22 +221,22 @@ fn overlaid<'a, V: 'a>(
     })
 }
 
-/// A TOML basic string.
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04X}", c as u32);
+/// Displays as a TOML basic string.
+struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_char('"')?;
+        for c in self.0.chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                c if c.is_control() => write!(f, "\\u{:04X}", c as u32)?,
+                c => f.write_char(c)?,
             }
-            c => out.push(c),
         }
+        f.write_char('"')
     }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]
@@ -292,7 +311,10 @@ mod tests {
         assert_eq!(same.registry.get("up").unwrap().state, State::Up);
 
         let mut other = parse(&text).unwrap();
-        assert_eq!(other.settle_boot("another-boot", t(2)), vec!["up".to_string()]);
+        assert_eq!(
+            other.settle_boot("another-boot", t(2)),
+            vec!["up".to_string()]
+        );
         assert_eq!(other.registry.get("up").unwrap().state, State::Fail);
         assert_eq!(other.registry.get("rec").unwrap().state, State::Recover);
 
@@ -321,6 +343,6 @@ mod tests {
 
     #[test]
     fn quoting() {
-        assert_eq!(quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000A\"");
+        assert_eq!(Quoted("a\"b\\c\n").to_string(), "\"a\\\"b\\\\c\\u000A\"");
     }
 }

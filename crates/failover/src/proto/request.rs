@@ -79,7 +79,9 @@ impl Request {
             return Err(ProtoError::new(
                 id,
                 ErrorCode::Version,
-                format!("protocol version {version:?} not supported; this faild speaks FAIL/{VERSION}"),
+                format!(
+                    "protocol version {version:?} not supported; this faild speaks FAIL/{VERSION}"
+                ),
             ));
         }
         let id = match (id_word, id) {
@@ -146,8 +148,14 @@ fn parse_op(verb: &str, args: &[&str]) -> Result<Op, String> {
     };
     match verb.to_ascii_uppercase().as_str() {
         "GET" => {
-            arity(1, MAX_GET_NAMES, "GET <service> [<service>...] (at most 256)")?;
-            Ok(Op::Get(args.iter().map(|s| service(s)).collect::<Result<_, _>>()?))
+            arity(
+                1,
+                MAX_GET_NAMES,
+                "GET <service> [<service>...] (at most 256)",
+            )?;
+            Ok(Op::Get(
+                args.iter().map(|s| service(s)).collect::<Result<_, _>>()?,
+            ))
         }
         "SET" => {
             arity(2, 3, "SET <service> <UP|RECOVER|FAIL> [<backup-host>]")?;
@@ -241,7 +249,10 @@ mod tests {
         }
         let long = format!("FAIL/1 5 public GET {}", "x".repeat(MAX_REQUEST));
         assert_eq!(err(&long).code, TooBig);
-        assert_eq!(Request::parse(b"FAIL/1 5 \xff GET x").unwrap_err().code, BadRequest);
+        assert_eq!(
+            Request::parse(b"FAIL/1 5 \xff GET x").unwrap_err().code,
+            BadRequest
+        );
         let many = format!("FAIL/1 5 public GET{}", " a".repeat(MAX_GET_NAMES + 1));
         assert_eq!(err(&many).code, BadRequest);
     }

@@ -150,7 +150,12 @@ impl Header {
     pub fn parse(line: &str) -> Result<Header, String> {
         let line = line.trim_end_matches(['\r', '\n']);
         let mut words = line.splitn(5, ' ');
-        let bad = || format!("malformed reply header {:?}", line.chars().take(80).collect::<String>());
+        let bad = || {
+            format!(
+                "malformed reply header {:?}",
+                line.chars().take(80).collect::<String>()
+            )
+        };
         if words.next() != Some(&format!("FAIL/{VERSION}")) {
             return Err(bad());
         }
@@ -160,10 +165,7 @@ impl Header {
         };
         match words.next().ok_or_else(bad)? {
             word @ ("OK" | "CREATED") => {
-                let count = words
-                    .next()
-                    .and_then(|w| w.parse().ok())
-                    .ok_or_else(bad)?;
+                let count = words.next().and_then(|w| w.parse().ok()).ok_or_else(bad)?;
                 let status = if word == "OK" {
                     Status::Ok
                 } else {
@@ -192,7 +194,12 @@ impl Item {
     pub fn parse(line: &str) -> Result<Item, String> {
         let line = line.trim_end_matches(['\r', '\n']);
         let words: Vec<&str> = line.split(' ').collect();
-        let bad = || format!("malformed reply line {:?}", line.chars().take(80).collect::<String>());
+        let bad = || {
+            format!(
+                "malformed reply line {:?}",
+                line.chars().take(80).collect::<String>()
+            )
+        };
         let name = *words.first().ok_or_else(bad)?;
         check_name("service name", name).map_err(|_| bad())?;
         match words.as_slice() {
@@ -311,7 +318,10 @@ mod tests {
     fn error_messages_stay_on_one_line() {
         let r = Reply::error(Some(1), ErrorCode::Storage, "disk\nfull\r");
         assert_eq!(r.encode().lines().count(), 1);
-        assert_eq!(Reply::error(None, ErrorCode::BadRequest, "x").encode(), "FAIL/1 - ERR BADREQ x\n");
+        assert_eq!(
+            Reply::error(None, ErrorCode::BadRequest, "x").encode(),
+            "FAIL/1 - ERR BADREQ x\n"
+        );
     }
 
     #[test]
