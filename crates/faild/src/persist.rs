@@ -102,7 +102,7 @@ impl StateFile {
             );
             match (rendered, out.flush()) {
                 (Ok(()), Ok(())) => Ok(()),
-                (_, Err(e)) | (Err(_), Err(e)) => Err(e),
+                (_, Err(e)) => Err(e),
                 (Err(_), Ok(())) => Err(out
                     .error
                     .take()
