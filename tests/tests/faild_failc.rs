@@ -348,3 +348,54 @@ fn free_port() -> u16 {
         }
     }
 }
+
+#[test]
+fn runs_as_another_user_with_locked_memory_and_raised_priority() {
+    if !is_root() {
+        println!("skipped: needs root to switch users, lock memory and raise priority");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The state file's directory must be writable by the user faild becomes.
+    let status = std::process::Command::new("chown")
+        .args(["nobody", &dir.path().display().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let f = Faild::start(dir.path(), Some(RULES), &["-u", "nobody", "-m", "-n", "5"]).unwrap();
+    let status = read(&std::path::PathBuf::from(format!(
+        "/proc/{}/status",
+        f.pid()
+    )));
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(field("Uid:")[0], "65534", "running as nobody");
+    assert_ne!(field("VmLck:")[0], "0", "memory locked");
+    let stat = read(&std::path::PathBuf::from(format!("/proc/{}/stat", f.pid())));
+    let nice: i32 = stat[stat.rfind(')').unwrap() + 2..]
+        .split(' ')
+        .nth(16)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(nice, -5, "nice value lowered by 5");
+    // And it still writes its state file as that user.
+    let o = f.failc(&["-c", "genesis", "-s", "UP", "vip"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(read(&f.state_file()).contains("state = \"UP\""));
+}
+
+fn is_root() -> bool {
+    read(std::path::Path::new("/proc/self/status"))
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(|euid| euid == "0"))
+        .unwrap_or(false)
+}

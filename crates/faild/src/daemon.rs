@@ -148,15 +148,50 @@ pub fn raise_fd_limit() -> u64 {
     }
 }
 
-/// `-m`: keep every page in RAM, so a reply never waits for paging.
-pub fn lock_memory() {
+/// `-m`: keep faild's pages in RAM, so a reply never waits for paging.
+///
+/// Locking future allocations too (`MCL_FUTURE`) is only safe when nothing
+/// can refuse them later: with a finite `RLIMIT_MEMLOCK` (e.g. after `-u`
+/// drops root's CAP_IPC_LOCK) any allocation past the limit would fail and
+/// abort faild. So faild first tries to lift the limit; failing that, and
+/// unless it stays root with CAP_IPC_LOCK, it locks what is mapped now
+/// (which covers the registry loaded at start) and says so.
+pub fn lock_memory(staying_root: bool) {
     use nix::sys::mman::{MlockAllFlags, mlockall};
-    match mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE) {
-        Ok(()) => info!("memory locked"),
+    let unlimited = nix::sys::resource::RLIM_INFINITY;
+    let lifted = setrlimit(Resource::RLIMIT_MEMLOCK, unlimited, unlimited).is_ok()
+        || getrlimit(Resource::RLIMIT_MEMLOCK).is_ok_and(|(soft, _)| soft == unlimited);
+    let future = lifted || (staying_root && has_cap_ipc_lock());
+    let flags = if future {
+        MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE
+    } else {
+        MlockAllFlags::MCL_CURRENT
+    };
+    match mlockall(flags) {
+        Ok(()) if future => info!("memory locked, including future allocations"),
+        Ok(()) => warn!(
+            "-m: memory locked as mapped now; later growth is not locked because RLIMIT_MEMLOCK \
+             is finite (raise it, e.g. LimitMEMLOCK=infinity in the unit, to lock everything)"
+        ),
         Err(e) => {
             warn!("-m: cannot lock memory: {e} (needs root or CAP_IPC_LOCK); going on unlocked")
         }
     }
+}
+
+/// Whether this process holds CAP_IPC_LOCK (bit 14 of CapEff).
+fn has_cap_ipc_lock() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))?
+                .trim()
+                .to_string();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << 14) != 0)
 }
 
 /// `-n N`: lower the nice value by N.

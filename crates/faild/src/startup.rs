@@ -134,7 +134,7 @@ fn serve(cli: &Cli, prepared: Prepared, ready: &mut Ready) -> Result<()> {
         write_timeout: Duration::from_secs(10),
     };
     if cli.lock_memory {
-        daemon::lock_memory();
+        daemon::lock_memory(cli.user.is_none());
     }
     if let Some(n) = cli.nice {
         daemon::raise_priority(n);
