@@ -9,7 +9,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use failover::proto::{Header, Item, MAX_UDP_REPLY, Op, Reply, Request};
+use failover::proto::{Header, Item, Op, Reply, Request};
 
 /// Longest reply line read over TCP. A record line is a few hundred bytes at
 /// most; anything longer is not faild talking.
@@ -207,7 +207,7 @@ impl Client {
         let socket = UdpSocket::bind(local).map_err(io_error)?;
         socket.connect(addr).map_err(io_error)?;
         let resend = self.timeout / 4;
-        let mut buf = vec![0; MAX_UDP_REPLY + 1];
+        let mut buf = vec![0; 65_536];
         loop {
             let now = Instant::now();
             if now >= deadline {

@@ -300,7 +300,7 @@ mod tests {
     #[test]
     fn udp_list_too_big_passes_faild_advice_on() {
         let mut out = Outcome::default();
-        let msg = "reply exceeds 65000 bytes; use TCP";
+        let msg = "reply too large for UDP; use TCP";
         out.absorb(
             &Op::List,
             &target(),

@@ -8,6 +8,10 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 pub enum LineError {
     /// More than [`MAX_REQUEST`] bytes without a newline.
     TooLong,
+    /// The stream ended in the middle of a line. The line is not executed: a
+    /// client killed while sending `SET vip UP macbeth` must not leave
+    /// `SET vip UP mac` behind.
+    Unterminated,
     Io(std::io::Error),
 }
 
@@ -29,8 +33,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     }
 
     /// The next line without its `\n` (or `\r\n`); `None` at a clean end of
-    /// stream. A last line without a newline is still returned, so
-    /// `printf 'FAIL/1 1 public LIST' | nc` works.
+    /// stream (after a complete line).
     pub async fn next_line(&mut self) -> Result<Option<Vec<u8>>, LineError> {
         let mut chunk = [0u8; 4096];
         loop {
@@ -50,8 +53,10 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             }
             let n = self.inner.read(&mut chunk).await.map_err(LineError::Io)?;
             if n == 0 {
-                self.scanned = 0;
-                return Ok((!self.buf.is_empty()).then(|| std::mem::take(&mut self.buf)));
+                return match self.buf.is_empty() {
+                    true => Ok(None),
+                    false => Err(LineError::Unterminated),
+                };
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
@@ -73,6 +78,10 @@ mod tests {
                     out.push(Err("toolong".into()));
                     return out;
                 }
+                Err(LineError::Unterminated) => {
+                    out.push(Err("unterminated".into()));
+                    return out;
+                }
                 Err(LineError::Io(e)) => {
                     out.push(Err(e.to_string()));
                     return out;
@@ -82,15 +91,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn splits_lines_and_keeps_a_last_partial_one() {
-        let got = lines(b"a\r\nb\n\nc").await;
+    async fn splits_lines_and_never_returns_a_cut_one() {
+        let got = lines(b"a\r\nb\n\nSET vip UP mac").await;
         let want: Vec<Result<Vec<u8>, String>> = vec![
             Ok(b"a".to_vec()),
             Ok(b"b".to_vec()),
             Ok(vec![]),
-            Ok(b"c".to_vec()),
+            Err("unterminated".into()),
         ];
         assert_eq!(got, want);
+        assert_eq!(lines(b"a\n").await, vec![Ok(b"a".to_vec())]);
     }
 
     #[tokio::test]

@@ -214,14 +214,19 @@ pub fn raise_priority(n: i32) {
     }
 }
 
-/// `-u USER|UID`: switch user and groups for good.
-pub fn drop_privileges(spec: &str) -> Result<()> {
-    let user = match spec.parse::<u32>() {
+/// The user `-u USER|UID` names.
+pub fn lookup_user(spec: &str) -> Result<User> {
+    match spec.parse::<u32>() {
         Ok(uid) => User::from_uid(Uid::from_raw(uid)),
         Err(_) => User::from_name(spec),
     }
     .with_context(|| format!("-u {spec}"))?
-    .with_context(|| format!("-u {spec}: no such user"))?;
+    .with_context(|| format!("-u {spec}: no such user"))
+}
+
+/// `-u USER|UID`: switch user and groups for good.
+pub fn drop_privileges(spec: &str) -> Result<()> {
+    let user = lookup_user(spec)?;
     if Uid::current() == user.uid && Uid::effective() == user.uid {
         return Ok(());
     }

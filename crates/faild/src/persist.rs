@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use anyhow::{Context, Result};
 use failover::registry::{Mutation, Registry};
 use failover::statefile::{self, Loaded};
+use nix::fcntl::{Flock, FlockArg};
 use tracing::{debug, info, warn};
 
 /// The state file and the boot id it is written under.
@@ -16,6 +17,20 @@ use tracing::{debug, info, warn};
 pub struct StateFile {
     path: PathBuf,
     boot_id: String,
+    /// Held from load to exit: two faild writing one state file would
+    /// overwrite each other's changes.
+    _lock: Flock<File>,
+}
+
+/// Why a save failed, and so what the file now holds.
+#[derive(Debug, thiserror::Error)]
+pub enum SaveError {
+    /// The old file is untouched: nothing changed.
+    #[error("{0}")]
+    NotWritten(io::Error),
+    /// The new file replaced the old one, but the rename may not be durable.
+    #[error("{0} (after the rename)")]
+    NotSynced(io::Error),
 }
 
 /// This boot's id. Where it can't be read, a fresh value stands in, so every
@@ -35,8 +50,32 @@ pub fn current_boot_id() -> String {
 }
 
 impl StateFile {
-    pub fn new(path: PathBuf, boot_id: String) -> StateFile {
-        StateFile { path, boot_id }
+    /// Takes the state file's lock (`FILE.lock` beside it), refusing when
+    /// another faild holds it.
+    pub fn open(path: PathBuf, boot_id: String) -> Result<StateFile> {
+        let mut lock_path = path.clone().into_os_string();
+        lock_path.push(".lock");
+        let lock_path = PathBuf::from(lock_path);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .with_context(|| format!("state file lock {}", lock_path.display()))?;
+        let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err(_) => anyhow::bail!(
+                "state file {} is in use by another faild (lock {} is held)",
+                path.display(),
+                lock_path.display()
+            ),
+        };
+        Ok(StateFile {
+            path,
+            boot_id,
+            _lock: lock,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -86,7 +125,7 @@ impl StateFile {
 
     /// Writes the registry as it will be after `pending`: temp file, fsync,
     /// rename, fsync of the directory. Returns only once the data is durable.
-    pub fn save(&self, registry: &Registry, pending: Option<&Mutation>) -> io::Result<()> {
+    pub fn save(&self, registry: &Registry, pending: Option<&Mutation>) -> Result<(), SaveError> {
         write_atomic(&self.path, |w| {
             let mut out = FmtToIo {
                 inner: w,
@@ -163,7 +202,7 @@ impl fmt::Write for FmtToIo<'_> {
 pub fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-) -> io::Result<()> {
+) -> Result<(), SaveError> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -179,13 +218,15 @@ pub fn write_atomic(
         let mut f = f;
         fill(&mut f)?;
         f.sync_all()?;
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
+        fs::rename(&tmp, path)
     })();
-    if result.is_err() {
+    if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
+        return Err(SaveError::NotWritten(e));
     }
-    result
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(SaveError::NotSynced)
 }
 
 #[cfg(test)]
@@ -202,9 +243,17 @@ mod tests {
             w.write_all(b"half")?;
             Err(io::Error::other("disk full"))
         });
-        assert!(failed.is_err());
-        assert_eq!(fs::read(&path).unwrap(), b"two");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert!(matches!(failed, Err(SaveError::NotWritten(_))));
+        assert_eq!(
+            fs::read(&path).unwrap(),
+            b"two",
+            "a failed write leaves the old file"
+        );
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
     }
 
     #[test]
@@ -212,7 +261,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("faild.state");
         fs::write(&path, "not = [toml").unwrap();
-        let err = StateFile::new(path.clone(), "b".into()).load().unwrap_err();
+        let err = StateFile::open(path.clone(), "b".into())
+            .unwrap()
+            .load()
+            .unwrap_err();
         assert!(
             format!("{err:#}").contains(&path.display().to_string()),
             "{err:#}"
@@ -227,9 +279,23 @@ mod tests {
     #[test]
     fn missing_file_is_an_empty_start() {
         let dir = tempfile::tempdir().unwrap();
-        let reg = StateFile::new(dir.path().join("x"), "b".into())
+        let reg = StateFile::open(dir.path().join("x"), "b".into())
+            .unwrap()
             .load()
             .unwrap();
         assert!(reg.is_empty());
+    }
+
+    #[test]
+    fn one_state_file_one_faild() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = StateFile::open(dir.path().join("s"), "b".into()).unwrap();
+        let second = StateFile::open(dir.path().join("s"), "b".into()).unwrap_err();
+        assert!(
+            format!("{second:#}").contains("in use by another faild"),
+            "{second:#}"
+        );
+        drop(first);
+        assert!(StateFile::open(dir.path().join("s"), "b".into()).is_ok());
     }
 }

@@ -46,6 +46,7 @@ impl Listeners {
                 .with_context(|| format!("cannot listen on UDP {addr}"))?;
             t.set_nonblocking(true)?;
             u.set_nonblocking(true)?;
+            enlarge_receive_queue(&u);
             l.tcp.push(t);
             l.udp.push(u);
         }
@@ -57,6 +58,18 @@ impl Listeners {
             .iter()
             .filter_map(|t| t.local_addr().ok())
             .collect()
+    }
+}
+
+/// A larger UDP receive queue rides out bursts (many pollers at one
+/// interval tick, or a flood of junk) with fewer dropped requests. As root
+/// the system limit (`net.core.rmem_max`) may be passed; otherwise the
+/// kernel caps the size, which is fine.
+fn enlarge_receive_queue(socket: &std::net::UdpSocket) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    const SIZE: usize = 1 << 20;
+    if setsockopt(socket, sockopt::RcvBufForce, &SIZE).is_err() {
+        let _ = setsockopt(socket, sockopt::RcvBuf, &SIZE);
     }
 }
 

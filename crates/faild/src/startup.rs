@@ -32,6 +32,15 @@ struct Prepared {
 
 /// faild's entry point.
 pub fn main() -> ExitCode {
+    // A SIGHUP (log rotation, a reload sent too early) must not kill faild
+    // before its handler is installed; SIGTERM's default is fine then.
+    // SAFETY: no other thread exists yet, and SigIgn runs no code.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGHUP,
+            nix::sys::signal::SigHandler::SigIgn,
+        )
+    };
     let mut cli = Cli::parse();
     logging::init(cli.foreground, &cli.debug);
     let prepared = match absolute_paths(&mut cli).and_then(|()| prepare(&cli)) {
@@ -108,8 +117,15 @@ fn prepare(cli: &Cli) -> Result<Prepared> {
                 state_path.display()
             )
         })?;
+        // A directory faild made belongs to the user faild runs as, so that
+        // it can still replace the state file after -u.
+        if let Some(spec) = &cli.user {
+            let user = daemon::lookup_user(spec)?;
+            nix::unistd::chown(dir, Some(user.uid), Some(user.gid))
+                .with_context(|| format!("-u {spec}: cannot hand {} over", dir.display()))?;
+        }
     }
-    let file = StateFile::new(state_path, current_boot_id());
+    let file = StateFile::open(state_path, current_boot_id())?;
     let registry = file.load()?;
     let listeners = Listeners::bind(&cli.addresses, cli.port)?;
     Ok(Prepared {

@@ -156,10 +156,11 @@ async fn handle(
     let mut reader = LineReader::new(rd);
     loop {
         let line = tokio::select! {
+            biased; // once closed (shutdown or eviction), pipelined requests are not started
             _ = ticket.close.cancelled() => break,
             r = tokio::time::timeout(limits.idle_timeout, reader.next_line()) => r,
         };
-        let reply = match line {
+        let (text, last) = match line {
             Err(_) => {
                 debug!(target: "net", "{peer}: idle for {:?}, closing", limits.idle_timeout);
                 break;
@@ -168,34 +169,35 @@ async fn handle(
             Ok(Err(LineError::TooLong)) => {
                 debug!(target: "proto", "{peer}: request too long, closing");
                 let msg = format!("request longer than {} bytes", failover::proto::MAX_REQUEST);
-                let _ = send(&mut wr, &Reply::error(None, ErrorCode::TooBig, msg), limits).await;
-                break;
+                (Reply::error(None, ErrorCode::TooBig, msg).encode(), true)
+            }
+            Ok(Err(LineError::Unterminated)) => {
+                debug!(target: "proto", "{peer}: connection ended inside a request; not executed");
+                let msg = "request not ended by a newline; not executed";
+                (
+                    Reply::error(None, ErrorCode::BadRequest, msg).encode(),
+                    true,
+                )
             }
             Ok(Ok(Some(line))) if line.iter().all(u8::is_ascii_whitespace) => continue,
             Ok(Ok(Some(line))) => {
                 ticket.touch();
-                match Request::parse(&line) {
+                let text = match Request::parse(&line) {
                     Ok(req) => {
                         debug!(target: "proto", "{peer}: {} {:?}", req.id, req.op);
-                        store.handle(req, peer).await
+                        store.answer(req, peer).await
                     }
                     Err(e) => {
                         debug!(target: "proto", "{peer}: bad request: {e}");
-                        Reply::Error(e)
+                        Reply::Error(e).encode()
                     }
-                }
+                };
+                (text, false)
             }
         };
-        if !send(&mut wr, &reply, limits).await {
+        let sent = tokio::time::timeout(limits.write_timeout, wr.write_all(text.as_bytes())).await;
+        if last || !matches!(sent, Ok(Ok(()))) {
             break;
         }
     }
-}
-
-async fn send(wr: &mut tokio::net::tcp::OwnedWriteHalf, reply: &Reply, limits: Limits) -> bool {
-    let text = reply.encode();
-    matches!(
-        tokio::time::timeout(limits.write_timeout, wr.write_all(text.as_bytes())).await,
-        Ok(Ok(()))
-    )
 }

@@ -36,8 +36,9 @@ pub const VERSION: u32 = 1;
 /// Longest request line accepted, newline included. A GET for 60 services of
 /// maximal name length still fits.
 pub const MAX_REQUEST: usize = 8 * 1024;
-/// Largest reply that is sent as one UDP datagram; larger replies (a LIST of
-/// thousands of services) must be fetched over TCP.
-pub const MAX_UDP_REPLY: usize = 65_000;
+/// Largest reply sent over UDP: one unfragmented datagram on any Ethernet
+/// path. A larger reply is refused with TOOBIG (fetch it over TCP), which also
+/// keeps faild from amplifying traffic sent with a forged source address.
+pub const MAX_UDP_REPLY: usize = 1_400;
 /// Most names one GET may ask for.
 pub const MAX_GET_NAMES: usize = 256;

@@ -24,14 +24,6 @@ pub enum Item {
     Missing(String, ErrorCode),
 }
 
-impl Item {
-    pub fn name(&self) -> &str {
-        match self {
-            Item::Found(n, _) | Item::Missing(n, _) => n,
-        }
-    }
-}
-
 /// A whole reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
