@@ -81,6 +81,27 @@ fn set_get_list_and_delete_over_tcp_and_udp() {
 }
 
 #[test]
+fn many_services_over_udp_fit_in_datagrams() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Faild::start(dir.path(), Some(RULES), &[]).unwrap();
+    let names: Vec<String> = (0..60).map(|i| format!("service-number-{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let o = f.failc(
+        &[
+            &["-c", "genesis", "-s", "RECOVER", "-b", "macbeth"],
+            &names[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // 60 records do not fit in one 1,400-byte datagram: failc asks again in parts.
+    let o = f.failc(&[&["-U"], &names[..]].concat());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let got: Vec<String> = rows(&o).into_iter().map(|r| r.0).collect();
+    assert_eq!(got, names, "every service, in the order asked");
+}
+
+#[test]
 fn access_rules_and_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let f = Faild::start(dir.path(), Some(RULES), &[]).unwrap();

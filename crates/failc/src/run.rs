@@ -1,7 +1,9 @@
 //! One invocation: the requests an action takes, and what their replies
 //! mean for output and exit status.
 
-use failover::proto::{Item, MAX_GET_NAMES, MAX_REQUEST, Op, Reply, Request, Status};
+use std::collections::VecDeque;
+
+use failover::proto::{ErrorCode, Item, MAX_GET_NAMES, MAX_REQUEST, Op, Reply, Request, Status};
 
 use crate::cli::Action;
 use crate::client::{Client, Target};
@@ -66,15 +68,26 @@ impl Outcome {
 /// Sends every request the action takes. Goes on after faild refuses one
 /// (the other services are still worth doing), but stops at the first
 /// transport failure: the next request would only wait out the same timeout.
+/// A GET whose reply is too large for one UDP datagram is asked again in two
+/// halves.
 pub fn run(client: &mut Client, action: &Action, community: &str) -> Outcome {
     let mut outcome = Outcome::default();
-    for op in requests(action, community) {
-        match client.call(op.clone()) {
-            Ok(reply) => outcome.absorb(&op, client.target(), reply),
+    let mut pending: VecDeque<Op> = requests(action, community).into();
+    while let Some(op) = pending.pop_front() {
+        let reply = match client.call(op.clone()) {
+            Ok(reply) => reply,
             Err(e) => {
                 outcome.failures.push(e.into());
                 break;
             }
+        };
+        match (&op, &reply) {
+            (Op::Get(names), Reply::Error(e)) if e.code == ErrorCode::TooBig && names.len() > 1 => {
+                let (first, second) = names.split_at(names.len() / 2);
+                pending.push_front(Op::Get(second.to_vec()));
+                pending.push_front(Op::Get(first.to_vec()));
+            }
+            _ => outcome.absorb(&op, client.target(), reply),
         }
     }
     outcome
