@@ -78,7 +78,7 @@ fn main() -> Result<()> {
         tcp_client(f.socket(), get, stop, n)
     })?;
 
-    let echo_addr = SocketAddr::new(unique_addr().into(), 7);
+    let echo_addr = SocketAddr::new(unique_addr().into(), failover::DEFAULT_PORT);
     let mut echo = EchoServer::start(echo_addr)?;
     let echo_udp = measure(echo.pid(), args.clients, args.seconds, |stop, n| {
         udp_client(echo_addr, get, stop, n)
