@@ -189,20 +189,12 @@ fn pid_file_written_and_removed_on_sigterm_and_sigint() {
     let mut f = Faild::start(dir.path(), Some(RULES), &[]).unwrap();
     assert_eq!(read(&f.pid_file()).trim(), f.pid().to_string());
     // A second faild with the same pid file refuses to start.
-    let other = std::process::Command::new(failover_tests::bin("faild"))
-        .args([
-            "-F",
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &free_port().to_string(),
-            "-r",
-        ])
-        .arg(f.pid_file())
-        .arg("-s")
-        .arg(dir.path().join("other.state"))
-        .output()
-        .unwrap();
+    let other = failed_start(&[
+        "-r".as_ref(),
+        f.pid_file().as_os_str(),
+        "-s".as_ref(),
+        dir.path().join("other.state").as_os_str(),
+    ]);
     assert_eq!(other.status.code(), Some(1));
     assert!(
         stderr(&other).contains("already running"),
@@ -336,18 +328,7 @@ fn bad_files_stop_faild_at_start_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("faild.state");
     std::fs::write(&state, "format = 1\n[services.vip\n").unwrap();
-    let o = std::process::Command::new(failover_tests::bin("faild"))
-        .args([
-            "-F",
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &free_port().to_string(),
-            "-s",
-        ])
-        .arg(&state)
-        .output()
-        .unwrap();
+    let o = failed_start(&["-s".as_ref(), state.as_os_str()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains(&state.display().to_string()),
@@ -362,20 +343,13 @@ fn bad_files_stop_faild_at_start_with_a_clear_message() {
 
     let comm = dir.path().join("comm");
     std::fs::write(&comm, "* public RO\nvip ops XX\n").unwrap();
-    let o = std::process::Command::new(failover_tests::bin("faild"))
-        .args([
-            "-F",
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &free_port().to_string(),
-            "-c",
-        ])
-        .arg(&comm)
-        .arg("-s")
-        .arg(dir.path().join("ok.state"))
-        .output()
-        .unwrap();
+    let ok_state = dir.path().join("ok.state");
+    let o = failed_start(&[
+        "-c".as_ref(),
+        comm.as_os_str(),
+        "-s".as_ref(),
+        ok_state.as_os_str(),
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains(&format!("{}:2:", comm.display())),
@@ -397,6 +371,26 @@ impl Drop for KillOnDrop {
                 .output();
         }
     }
+}
+
+/// Runs a foreground faild on 127.0.0.1 (a free port) with `args`, for a
+/// start that must fail; if faild starts after all, it is killed (after 20 s)
+/// and the test fails on its exit status.
+fn failed_start(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let port = free_port().to_string();
+    let mut child = std::process::Command::new(failover_tests::bin("faild"))
+        .args(["-F", "-a", "127.0.0.1", "-p", &port])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let _ = wait_for("faild to give up", Duration::from_secs(20), || {
+        child.try_wait().ok().flatten().is_some()
+    });
+    drop(KillOnDrop(pid));
+    child.wait_with_output().unwrap()
 }
 
 /// A port free for TCP and UDP on every address (the worked example binds
