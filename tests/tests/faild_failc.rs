@@ -455,3 +455,49 @@ fn is_root() -> bool {
         .and_then(|l| l.split_whitespace().nth(1).map(|euid| euid == "0"))
         .unwrap_or(false)
 }
+
+#[test]
+fn an_admin_stop_of_a_service_failsh_runs_is_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = Faild::start(dir.path(), Some(RULES), &[]).unwrap();
+    let raw =
+        |line: &str| failover_tests::tcp_request(f.socket(), line, Duration::from_secs(5)).unwrap();
+    // failsh claims the service (as it does before running the start hook).
+    assert!(raw("FAIL/1 1 genesis SET vip UP macbeth by=failsh\n").contains("by=failsh"));
+
+    let o = f.failc(&["-c", "genesis", "-s", "FAIL", "vip"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("stop requested"), "{}", stderr(&o));
+    assert_eq!(
+        rows(&f.failc(&["vip"])),
+        [row("vip", "UP", "macbeth")],
+        "peers still see it UP"
+    );
+
+    // Nobody carries the stop out: --wait gives up with status 7.
+    let o = f.failc(&["-c", "genesis", "-s", "FAIL", "--wait", "0.3", "vip"]);
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+
+    // An admin's UP takes the request back.
+    assert!(!raw("FAIL/1 5 genesis SET vip UP\n").contains("req="));
+
+    // failsh stops the service and publishes the state asked for; a waiting
+    // failc then returns 0 with the final record.
+    let waiter = std::thread::scope(|s| {
+        let waiting = s.spawn(|| f.failc(&["-c", "genesis", "-s", "FAIL", "--wait", "20", "vip"]));
+        wait_for("the request to be pending", Duration::from_secs(10), || {
+            raw("FAIL/1 2 public GET vip\n").contains("req=FAIL")
+        })
+        .unwrap();
+        raw("FAIL/1 3 genesis SET vip FAIL by=failsh\n");
+        waiting.join().unwrap()
+    });
+    assert_eq!(waiter.status.code(), Some(0), "{}", stderr(&waiter));
+    assert_eq!(rows(&waiter), [row("vip", "FAIL", "macbeth")]);
+
+    // --force writes at once, failsh or not.
+    raw("FAIL/1 4 genesis SET vip UP by=failsh\n");
+    let o = f.failc(&["-c", "genesis", "-s", "RECOVER", "--force", "vip"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(rows(&o), [row("vip", "RECOVER", "macbeth")]);
+}

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use clap::{ArgAction, ArgGroup, Parser, value_parser};
 use failover::names::{check_community, check_name};
+use failover::proto::Origin;
 use failover::{DEFAULT_PORT, State};
 
 use crate::client::{Target, Transport};
@@ -95,6 +96,23 @@ pub struct Cli {
     )]
     backup: Option<String>,
 
+    /// With -s: write the state even while failsh runs the service (peers
+    /// may then see it free while it still runs); normally RECOVER or FAIL
+    /// of such a service is a stop request that failsh carries out
+    #[arg(long, requires = "set")]
+    force: bool,
+
+    /// With -s: when a stop was requested, wait up to SECONDS for failsh to
+    /// carry it out (exit 7 if it does not)
+    #[arg(
+        short = 'w',
+        long,
+        value_name = "SECONDS",
+        requires = "set",
+        value_parser = timeout
+    )]
+    wait: Option<Duration>,
+
     /// List every service the community may read
     #[arg(short = 'l', long)]
     list: bool,
@@ -128,6 +146,9 @@ pub enum Action {
     Set {
         state: State,
         backup: Option<String>,
+        origin: Origin,
+        /// How long to wait for a requested stop to be carried out.
+        wait: Option<Duration>,
         services: Vec<String>,
     },
     Delete(Vec<String>),
@@ -141,6 +162,12 @@ impl Cli {
             Some(state) => Action::Set {
                 state,
                 backup: self.backup.clone(),
+                origin: if self.force {
+                    Origin::Forced
+                } else {
+                    Origin::Admin
+                },
+                wait: self.wait,
                 services,
             },
             None if self.list => Action::List,
@@ -249,6 +276,8 @@ mod tests {
             Action::Set {
                 state: State::Fail,
                 backup: Some("macbeth".into()),
+                origin: Origin::Admin,
+                wait: None,
                 services: vec!["SERVICE".into()],
             }
         );
@@ -262,6 +291,8 @@ mod tests {
             Action::Set {
                 state: State::Recover,
                 backup: None,
+                origin: Origin::Admin,
+                wait: None,
                 services: vec!["SERVICE".into()],
             }
         );
@@ -290,6 +321,8 @@ mod tests {
             Action::Set {
                 state: State::Up,
                 backup: None,
+                origin: Origin::Admin,
+                wait: None,
                 services: vec!["a".into(), "b".into()],
             }
         );

@@ -404,12 +404,7 @@ mod tests {
         let Op::Get(names) = &request.op else {
             panic!("expected a GET, got {request:?}")
         };
-        let record = Record {
-            state,
-            backup: None,
-            since: UNIX_EPOCH,
-            changes: 1,
-        };
+        let record = Record::new(state, None, UNIX_EPOCH, 1);
         Reply::Items {
             id,
             status: Status::Ok,

@@ -20,6 +20,16 @@ pub enum Error {
         code: ErrorCode,
         message: String,
     },
+    /// A stop was requested (the service is run by failsh) and `--wait` ran
+    /// out before failsh had carried it out.
+    #[error(
+        "{service}: stop requested on {target}, but failsh has not carried it out within {waited:?} (is failsh running? --force writes without it)"
+    )]
+    Pending {
+        service: String,
+        target: Target,
+        waited: std::time::Duration,
+    },
 }
 
 /// Prefers the service name for NOSUCH (faild's message would just repeat

@@ -18,6 +18,8 @@ pub const DENIED: u8 = 4;
 pub const NO_SUCH: u8 = 5;
 /// Any other failure: BADREQ, VERSION, TOOBIG, STORAGE or a malformed reply.
 pub const FAILURE: u8 = 6;
+/// `--wait`: the stop requested was not carried out in time.
+pub const PENDING: u8 = 7;
 
 /// The exit statuses as shown at the end of `failc --help`.
 pub const SUMMARY: &str = "\
@@ -28,12 +30,14 @@ Exit status:
   4  denied (community not accepted for this service or address)
   5  no such service
   6  any other failure (bad request, protocol version, too big, storage, malformed reply)
+  7  with --wait: the stop requested from failsh was not carried out in time
 When several services are given, failc goes on after a refusal and exits with
 the status of the first failure.";
 
 /// The exit status a failure stands for.
 pub fn code(err: &Error) -> u8 {
     match err {
+        Error::Pending { .. } => PENDING,
         Error::Client(ClientError::Protocol { .. }) => FAILURE,
         Error::Client(_) => UNREACHABLE,
         Error::Refused { code, .. } => match code {

@@ -74,12 +74,12 @@ mod tests {
     fn entry(service: &str, state: State, backup: Option<&str>, secs: u64, changes: u64) -> Entry {
         (
             service.into(),
-            Record {
+            Record::new(
                 state,
-                backup: backup.map(String::from),
-                since: UNIX_EPOCH + Duration::from_secs(secs),
+                backup.map(String::from),
+                UNIX_EPOCH + Duration::from_secs(secs),
                 changes,
-            },
+            ),
         )
     }
 

@@ -2,6 +2,7 @@
 //! mean for output and exit status.
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use failover::proto::{ErrorCode, Item, MAX_GET_NAMES, MAX_REQUEST, Op, Reply, Request, Status};
 
@@ -48,6 +49,11 @@ impl Outcome {
                 for item in items {
                     match item {
                         Item::Found(name, record) => {
+                            if let (Some(req), Some(_)) = (record.request, &service) {
+                                self.warnings.push(format!(
+                                    "{name}: failsh runs it on {target}: stop requested; failsh stops it, then sets {req}"
+                                ));
+                            }
                             self.entries.push((name, record));
                         }
                         Item::Missing(name, code) => {
@@ -90,7 +96,59 @@ pub fn run(client: &mut Client, action: &Action, community: &str) -> Outcome {
             _ => outcome.absorb(&op, client.target(), reply),
         }
     }
+    if let Action::Set {
+        wait: Some(limit), ..
+    } = action
+    {
+        wait_for_requested_stops(client, *limit, &mut outcome);
+    }
     outcome
+}
+
+/// `--wait`: polls the services whose stop was requested until failsh has
+/// carried it out (no request pending) or `limit` has passed; the records
+/// printed are the last ones read.
+fn wait_for_requested_stops(client: &mut Client, limit: Duration, outcome: &mut Outcome) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let pending: Vec<String> = outcome
+            .entries
+            .iter()
+            .filter(|(_, r)| r.request.is_some())
+            .map(|(n, _)| n.clone())
+            .collect();
+        if pending.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let target = client.target().clone();
+            outcome
+                .failures
+                .extend(pending.into_iter().map(|service| Error::Pending {
+                    service,
+                    target: target.clone(),
+                    waited: limit,
+                }));
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100).min(deadline - Instant::now()));
+        match client.call(Op::Get(pending)) {
+            Ok(Reply::Items { items, .. }) => {
+                for item in items {
+                    if let Item::Found(name, record) = item
+                        && let Some(entry) = outcome.entries.iter_mut().find(|(n, _)| *n == name)
+                    {
+                        entry.1 = record;
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                outcome.failures.push(e.into());
+                return;
+            }
+        }
+    }
 }
 
 /// One SET or DEL per service; all GETs in one request, unless that would
@@ -102,12 +160,15 @@ fn requests(action: &Action, community: &str) -> Vec<Op> {
         Action::Set {
             state,
             backup,
+            origin,
             services,
+            ..
         } => services
             .iter()
             .map(|service| Op::Set {
                 service: service.clone(),
                 state: *state,
+                origin: *origin,
                 backup: backup.clone(),
             })
             .collect(),
@@ -142,6 +203,7 @@ fn requests(action: &Action, community: &str) -> Vec<Op> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use failover::proto::Origin;
     use failover::proto::{ErrorCode, ProtoError};
     use failover::{Record, State};
     use std::time::UNIX_EPOCH;
@@ -151,12 +213,7 @@ mod tests {
     }
 
     fn record(state: State) -> Record {
-        Record {
-            state,
-            backup: None,
-            since: UNIX_EPOCH,
-            changes: 1,
-        }
+        Record::new(state, None, UNIX_EPOCH, 1)
     }
 
     fn items(status: Status, items: Vec<Item>) -> Reply {
@@ -172,6 +229,7 @@ mod tests {
             service: service.into(),
             state: State::Fail,
             backup: None,
+            origin: Origin::Admin,
         }
     }
 
@@ -185,6 +243,8 @@ mod tests {
         let action = Action::Set {
             state: State::Fail,
             backup: Some("macbeth".into()),
+            origin: Origin::Admin,
+            wait: None,
             services: services.clone(),
         };
         let ops = requests(&action, "public");
@@ -194,7 +254,8 @@ mod tests {
             Op::Set {
                 service: "b".into(),
                 state: State::Fail,
-                backup: Some("macbeth".into())
+                backup: Some("macbeth".into()),
+                origin: Origin::Admin,
             }
         );
         assert_eq!(

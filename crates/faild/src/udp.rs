@@ -237,12 +237,7 @@ mod tests {
     fn udp_replies_are_capped() {
         use failover::proto::{Item, Status};
         use failover::{Record, State};
-        let record = Record {
-            state: State::Up,
-            backup: None,
-            since: std::time::UNIX_EPOCH,
-            changes: 1,
-        };
+        let record = Record::new(State::Up, None, std::time::UNIX_EPOCH, 1);
         let big = Reply::Items {
             id: 9,
             status: Status::Ok,

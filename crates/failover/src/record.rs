@@ -16,4 +16,25 @@ pub struct Record {
     /// not even across delete and re-create, so a poller can tell that it
     /// missed a change between two polls.
     pub changes: u64,
+    /// The state was last set by failsh, which runs the service: an admin's
+    /// RECOVER or FAIL then becomes a stop request instead of a plain write,
+    /// so peers never see the service free while it still runs.
+    pub by_failsh: bool,
+    /// A stop an admin asked for (RECOVER or FAIL) that the local failsh has
+    /// not carried out yet.
+    pub request: Option<State>,
+}
+
+impl Record {
+    /// A record as first written, with nothing pending.
+    pub fn new(state: State, backup: Option<String>, since: SystemTime, changes: u64) -> Record {
+        Record {
+            state,
+            backup,
+            since,
+            changes,
+            by_failsh: false,
+            request: None,
+        }
+    }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use crate::community::{Access, Grants};
-use crate::proto::{ErrorCode, Item, Op, Reply, Request, Status};
+use crate::proto::{ErrorCode, Item, Op, Origin, Reply, Request, Status};
 use crate::{Record, State};
 
 /// All services of one faild. Ordered maps keep listings and the state file
@@ -30,6 +30,8 @@ pub enum Mutation {
         name: String,
         record: Record,
         previous: Option<Record>,
+        /// How the reply describes the change.
+        status: Status,
     },
     Delete {
         name: String,
@@ -115,11 +117,12 @@ impl Registry {
                 service,
                 state,
                 backup,
+                origin,
             } => {
                 let Some(rule) = grants.allows(service, Access::Write) else {
                     return denied(format!("community may not write {service}"));
                 };
-                match self.plan_set(service, *state, backup.as_deref(), now) {
+                match self.plan_set(service, *state, backup.as_deref(), *origin, now) {
                     Some(mutation) => Outcome::Change {
                         mutation,
                         rule: rule.origin.clone(),
@@ -152,40 +155,74 @@ impl Registry {
         }
     }
 
-    /// The change a SET makes, or `None` when it would change nothing (same
-    /// state, and the same or no backup host).
+    /// The change a SET makes, or `None` when it would change nothing.
+    ///
+    /// An admin's RECOVER or FAIL of a service that failsh runs (UP, last
+    /// set by failsh) does not change the state: it becomes a stop request,
+    /// which failsh carries out and then publishes. Peers so never see the
+    /// service free while it still runs. An admin's UP cancels a pending
+    /// request. `force=yes` writes as asked.
     fn plan_set(
         &self,
         name: &str,
         state: State,
         backup: Option<&str>,
+        origin: Origin,
         now: SystemTime,
     ) -> Option<Mutation> {
         let previous = self.records.get(name).cloned();
-        let record = match &previous {
-            Some(old) => {
-                let backup = backup.map(str::to_string).or_else(|| old.backup.clone());
-                if old.state == state && old.backup == backup {
-                    return None;
-                }
-                Record {
-                    state,
-                    since: if old.state == state { old.since } else { now },
-                    backup,
-                    changes: old.changes + 1,
+        let Some(old) = &previous else {
+            let mut record = Record::new(
+                state,
+                backup.map(str::to_string),
+                now,
+                self.retired.get(name).copied().unwrap_or(0) + 1,
+            );
+            record.by_failsh = origin == Origin::Failsh && state == State::Up;
+            return Some(Mutation::Set {
+                name: name.to_string(),
+                record,
+                previous,
+                status: Status::Created,
+            });
+        };
+        let mut new = old.clone();
+        if let Some(b) = backup {
+            new.backup = Some(b.to_string());
+        }
+        let mut status = Status::Ok;
+        match origin {
+            Origin::Admin if old.by_failsh && old.state == State::Up => {
+                new.request = (state != State::Up).then_some(state);
+                if new.request.is_some() {
+                    status = Status::Requested;
                 }
             }
-            None => Record {
-                state,
-                backup: backup.map(str::to_string),
-                since: now,
-                changes: self.retired.get(name).copied().unwrap_or(0) + 1,
-            },
-        };
+            Origin::Failsh => {
+                new.state = state;
+                new.by_failsh = state == State::Up;
+                if state != State::Up {
+                    new.request = None; // the stop asked for is done
+                }
+            }
+            Origin::Admin | Origin::Forced => {
+                new.state = state;
+                new.by_failsh = false;
+                new.request = None;
+            }
+        }
+        if new == *old {
+            return None;
+        }
+        if new.state != old.state {
+            new.since = now;
+        }
+        new.changes = old.changes + 1;
         Some(Mutation::Set {
             name: name.to_string(),
-            record,
+            record: new,
             previous,
+            status,
         })
     }
 
@@ -245,19 +282,11 @@ impl Mutation {
     }
 
     /// The reply acknowledging the change: the new record (the last one for a
-    /// delete), with status CREATED when a SET made a new service.
+    /// delete), with status CREATED when a SET made a new service and
+    /// REQUESTED when it asked failsh for a stop.
     pub fn reply(&self, id: u64) -> Reply {
         let (status, record) = match self {
-            Mutation::Set {
-                record, previous, ..
-            } => (
-                if previous.is_none() {
-                    Status::Created
-                } else {
-                    Status::Ok
-                },
-                record,
-            ),
+            Mutation::Set { record, status, .. } => (*status, record),
             Mutation::Delete { previous, .. } => (Status::Ok, previous),
         };
         Reply::Items {
@@ -416,6 +445,66 @@ mod tests {
             panic!()
         };
         assert_eq!(items[0], Item::Missing("nope".into(), ErrorCode::NoSuch));
+    }
+
+    #[test]
+    fn admin_stop_of_a_service_failsh_runs_is_a_request() {
+        let mut reg = Registry::new();
+        run(&mut reg, "FAIL/1 1 genesis SET vip UP by=failsh", t(0));
+        assert!(reg.get("vip").unwrap().by_failsh);
+        let r = run(&mut reg, "FAIL/1 2 genesis SET vip FAIL", t(1));
+        assert!(
+            matches!(
+                r,
+                Reply::Items {
+                    status: Status::Requested,
+                    ..
+                }
+            ),
+            "{r:?}"
+        );
+        let vip = reg.get("vip").unwrap();
+        assert_eq!(
+            (vip.state, vip.request, vip.changes),
+            (State::Up, Some(State::Fail), 2)
+        );
+        // failsh claiming UP again keeps the request pending.
+        run(&mut reg, "FAIL/1 3 genesis SET vip UP by=failsh", t(2));
+        assert_eq!(reg.get("vip").unwrap().request, Some(State::Fail));
+        // failsh stopped it and publishes the state: the request is done.
+        run(&mut reg, "FAIL/1 4 genesis SET vip FAIL by=failsh", t(3));
+        let vip = reg.get("vip").unwrap();
+        assert_eq!(
+            (vip.state, vip.request, vip.by_failsh),
+            (State::Fail, None, false)
+        );
+        // Not run by failsh now: an admin's write is direct.
+        run(&mut reg, "FAIL/1 5 genesis SET vip RECOVER", t(4));
+        assert_eq!(reg.get("vip").unwrap().state, State::Recover);
+    }
+
+    #[test]
+    fn admin_up_cancels_and_force_writes() {
+        let mut reg = Registry::new();
+        run(&mut reg, "FAIL/1 1 genesis SET vip UP by=failsh", t(0));
+        run(&mut reg, "FAIL/1 2 genesis SET vip RECOVER", t(1));
+        run(&mut reg, "FAIL/1 3 genesis SET vip UP", t(2));
+        let vip = reg.get("vip").unwrap();
+        assert_eq!(
+            (vip.state, vip.request, vip.by_failsh),
+            (State::Up, None, true)
+        );
+        run(&mut reg, "FAIL/1 4 genesis SET vip FAIL force=yes", t(3));
+        let vip = reg.get("vip").unwrap();
+        assert_eq!(
+            (vip.state, vip.request, vip.by_failsh),
+            (State::Fail, None, false)
+        );
+        // An admin's UP of a service failsh does not run is written (failsh
+        // adopts it as running).
+        run(&mut reg, "FAIL/1 5 genesis SET vip UP", t(4));
+        let vip = reg.get("vip").unwrap();
+        assert_eq!((vip.state, vip.by_failsh), (State::Up, false));
     }
 
     #[test]

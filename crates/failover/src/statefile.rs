@@ -78,6 +78,9 @@ struct RecordV1 {
     backup: Option<String>,
     since: String,
     changes: u64,
+    #[serde(default)]
+    by_failsh: bool,
+    request: Option<String>,
 }
 
 /// Parses a state file.
@@ -104,11 +107,14 @@ pub fn parse(text: &str) -> Result<Loaded, StateFileError> {
         if let Some(b) = &r.backup {
             check_name("backup host", b).map_err(err)?;
         }
+        let parse_state = |s: &str| s.parse::<State>().map_err(|e| err(e.to_string()));
         let record = Record {
-            state: r.state.parse::<State>().map_err(|e| err(e.to_string()))?,
+            state: parse_state(&r.state)?,
             backup: r.backup,
             since: parse_time(&r.since).map_err(err)?,
             changes: r.changes,
+            by_failsh: r.by_failsh,
+            request: r.request.as_deref().map(parse_state).transpose()?,
         };
         records.insert(name, record);
     }
@@ -173,6 +179,12 @@ pub fn render_into<W: fmt::Write>(
             humantime::format_rfc3339_millis(r.since),
             r.changes
         )?;
+        if r.by_failsh {
+            out.write_str("by_failsh = true\n")?;
+        }
+        if let Some(req) = r.request {
+            writeln!(out, "request = \"{req}\"")?;
+        }
     }
     // A SET of a retired name brings it back; a delete retires it.
     let mut retired = overlaid(registry.retired(), name, retire.as_ref()).peekable();
@@ -275,15 +287,16 @@ mod tests {
     proptest! {
         #[test]
         fn render_parse_round_trip_with_any_pending_change(
-            ops in prop::collection::vec((0usize..6, 0usize..4, prop::option::of(0usize..3)), 0..30)
+            ops in prop::collection::vec((0usize..6, 0usize..4, prop::option::of(0usize..3), 0usize..3), 0..30)
         ) {
             let names = ["a", "b", "c", "vip", "10.0.0.1", "z/y"];
+            let origins = ["", " by=failsh", " force=yes"];
             let mut reg = Registry::new();
-            for (i, (n, s, b)) in ops.into_iter().enumerate() {
+            for (i, (n, s, b, o)) in ops.into_iter().enumerate() {
                 let line = match s {
                     3 => format!("FAIL/1 1 w DEL {}", names[n]),
-                    s => format!("FAIL/1 1 w SET {} {} {}", names[n], State::ALL[s],
-                                 b.map(|b| ["h1", "h2", "h3"][b]).unwrap_or("")),
+                    s => format!("FAIL/1 1 w SET {} {} {}{}", names[n], State::ALL[s],
+                                 b.map(|b| ["h1", "h2", "h3"][b]).unwrap_or(""), origins[o]),
                 };
                 if let Some(m) = plan(&reg, &line, t(i as u64 * 1000)) {
                     check_overlay(&reg, &m);

@@ -271,12 +271,7 @@ fn write_large_state(path: &std::path::Path, n: usize) -> Result<()> {
     let now = SystemTime::now();
     let records: BTreeMap<String, Record> = (0..n)
         .map(|i| {
-            let r = Record {
-                state: State::ALL[i % 3],
-                backup: Some(format!("backup{}", i % 7)),
-                since: now,
-                changes: 1,
-            };
+            let r = Record::new(State::ALL[i % 3], Some(format!("backup{}", i % 7)), now, 1);
             (format!("svc{i}"), r)
         })
         .collect();

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! FAIL/1 <id> <community> GET <service> [<service>...]
-//! FAIL/1 <id> <community> SET <service> <UP|RECOVER|FAIL> [<backup-host>]
+//! FAIL/1 <id> <community> SET <service> <UP|RECOVER|FAIL> [<backup-host>] [by=failsh|force=yes]
 //! FAIL/1 <id> <community> DEL <service>
 //! FAIL/1 <id> <community> LIST
 //! ```
@@ -13,8 +13,8 @@
 //! counts:
 //!
 //! ```text
-//! FAIL/1 <id> OK <n>          (CREATED instead of OK for a SET that made a new service)
-//! <service> <STATE> <backup|-> <since RFC 3339> <changes>
+//! FAIL/1 <id> OK <n>          (CREATED: a SET made a new service; REQUESTED: a stop was requested)
+//! <service> <STATE> <backup|-> <since RFC 3339> <changes> [by=failsh] [req=<STATE>]
 //! <service> ERR <CODE>         (an item of a GET that could not be read)
 //! FAIL/1 <id> ERR <CODE> <one-line message>
 //! ```
@@ -28,7 +28,7 @@ mod request;
 mod response;
 
 pub use error::{ErrorCode, ProtoError};
-pub use request::{Op, Request};
+pub use request::{Op, Origin, Request};
 pub use response::{Header, Item, Reply, Status, format_time, parse_time};
 
 /// The protocol version this implementation speaks.

@@ -27,11 +27,26 @@ pub enum Op {
         service: String,
         state: State,
         backup: Option<String>,
+        origin: Origin,
     },
     /// Remove a retired service.
     Delete(String),
     /// Every service the community may read.
     List,
+}
+
+/// Who sets a state, which decides what a SET of a running service means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// An admin or a script: RECOVER or FAIL on a service failsh runs
+    /// becomes a stop request that failsh carries out.
+    #[default]
+    Admin,
+    /// An admin who insists (`force=yes`): written as is, even while failsh
+    /// runs the service (peers may then see it free while it still runs).
+    Forced,
+    /// failsh itself (`by=failsh`): it runs the service, or just stopped it.
+    Failsh,
 }
 
 impl Op {
@@ -121,10 +136,16 @@ impl Request {
                 service,
                 state,
                 backup,
+                origin,
             } => {
                 let _ = write!(out, " {service} {state}");
                 if let Some(b) = backup {
                     let _ = write!(out, " {b}");
+                }
+                match origin {
+                    Origin::Admin => {}
+                    Origin::Forced => out.push_str(" force=yes"),
+                    Origin::Failsh => out.push_str(" by=failsh"),
                 }
             }
             Op::Delete(name) => {
@@ -158,19 +179,36 @@ fn parse_op(verb: &str, args: &[&str]) -> Result<Op, String> {
             ))
         }
         "SET" => {
-            arity(2, 3, "SET <service> <UP|RECOVER|FAIL> [<backup-host>]")?;
-            let state = args[1].parse::<State>().map_err(|e| e.to_string())?;
-            let backup = match args.get(2) {
+            // Options are `key=value` words after the positional arguments;
+            // names cannot contain `=`, so the two never mix up.
+            let split = args
+                .iter()
+                .position(|a| a.contains('='))
+                .unwrap_or(args.len());
+            let (positional, options) = args.split_at(split);
+            let usage = "SET <service> <UP|RECOVER|FAIL> [<backup-host>] [by=failsh | force=yes]";
+            if !(2..=3).contains(&positional.len()) || options.len() > 1 {
+                return Err(format!("usage: {usage}"));
+            }
+            let state = positional[1].parse::<State>().map_err(|e| e.to_string())?;
+            let backup = match positional.get(2) {
                 Some(b) => {
                     check_name("backup host", b)?;
                     Some(b.to_string())
                 }
                 None => None,
             };
+            let origin = match options.first().copied() {
+                None => Origin::Admin,
+                Some("by=failsh") => Origin::Failsh,
+                Some("force=yes") => Origin::Forced,
+                Some(other) => return Err(format!("unknown option {other:?}; usage: {usage}")),
+            };
             Ok(Op::Set {
-                service: service(args[0])?,
+                service: service(positional[0])?,
                 state,
                 backup,
+                origin,
             })
         }
         "DEL" => {
@@ -208,9 +246,27 @@ mod tests {
             Op::Set {
                 service: "vip".into(),
                 state: State::Recover,
-                backup: Some("macbeth".into())
+                backup: Some("macbeth".into()),
+                origin: Origin::Admin,
             }
         );
+        let r = Request::parse(b"FAIL/1 8 genesis SET vip UP by=failsh").unwrap();
+        assert!(matches!(
+            r.op,
+            Op::Set {
+                origin: Origin::Failsh,
+                backup: None,
+                ..
+            }
+        ));
+        let r = Request::parse(b"FAIL/1 8 genesis SET vip FAIL b force=yes").unwrap();
+        assert!(matches!(
+            r.op,
+            Op::Set {
+                origin: Origin::Forced,
+                ..
+            }
+        ));
         assert!(r.op.writes());
         assert_eq!(
             Request::parse(b"FAIL/1 9 g DEL vip").unwrap().op,
@@ -239,6 +295,18 @@ mod tests {
             ("FAIL/1 5 public SET vip DOWN", BadRequest, Some(5)),
             ("FAIL/1 5 public SET vip UP a b", BadRequest, Some(5)),
             ("FAIL/1 5 public SET vip UP -", BadRequest, Some(5)),
+            ("FAIL/1 5 public SET vip UP by=admin", BadRequest, Some(5)),
+            (
+                "FAIL/1 5 public SET vip UP by=failsh force=yes",
+                BadRequest,
+                Some(5),
+            ),
+            ("FAIL/1 5 public SET vip by=failsh", BadRequest, Some(5)),
+            (
+                "FAIL/1 5 public SET vip UP by=failsh b",
+                BadRequest,
+                Some(5),
+            ),
             ("FAIL/1 5 public DEL", BadRequest, Some(5)),
             ("FAIL/1 5 public LIST x", BadRequest, Some(5)),
         ];

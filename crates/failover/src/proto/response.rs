@@ -13,6 +13,10 @@ pub enum Status {
     Ok,
     /// A SET created the service. Clients warn: a typo in a name must not pass silently.
     Created,
+    /// An admin's RECOVER or FAIL of a service failsh runs was turned into a
+    /// stop request; the record shows it pending (`req=`) until failsh has
+    /// stopped the service and published the state.
+    Requested,
 }
 
 /// One line of a successful reply.
@@ -85,12 +89,13 @@ impl Reply {
                 let word = match status {
                     Status::Ok => "OK",
                     Status::Created => "CREATED",
+                    Status::Requested => "REQUESTED",
                 };
                 let _ = writeln!(out, "FAIL/{VERSION} {id} {word} {}", items.len());
                 for item in items {
                     match item {
                         Item::Found(name, r) => {
-                            let _ = writeln!(
+                            let _ = write!(
                                 out,
                                 "{name} {} {} {} {}",
                                 r.state,
@@ -98,6 +103,13 @@ impl Reply {
                                 format_time(r.since),
                                 r.changes
                             );
+                            if r.by_failsh {
+                                out.push_str(" by=failsh");
+                            }
+                            if let Some(req) = r.request {
+                                let _ = write!(out, " req={req}");
+                            }
+                            out.push('\n');
                         }
                         Item::Missing(name, code) => {
                             let _ = writeln!(out, "{name} ERR {code}");
@@ -156,12 +168,12 @@ impl Header {
             w => Some(w.parse::<u64>().map_err(|_| bad())?),
         };
         match words.next().ok_or_else(bad)? {
-            word @ ("OK" | "CREATED") => {
+            word @ ("OK" | "CREATED" | "REQUESTED") => {
                 let count = words.next().and_then(|w| w.parse().ok()).ok_or_else(bad)?;
-                let status = if word == "OK" {
-                    Status::Ok
-                } else {
-                    Status::Created
+                let status = match word {
+                    "OK" => Status::Ok,
+                    "CREATED" => Status::Created,
+                    _ => Status::Requested,
                 };
                 Ok(Header::Items {
                     id: id.ok_or_else(bad)?,
@@ -199,18 +211,27 @@ impl Item {
                 name.to_string(),
                 code.parse().map_err(|_| bad())?,
             )),
-            [_, state, backup, since, changes] => Ok(Item::Found(
-                name.to_string(),
-                Record {
-                    state: state.parse::<State>().map_err(|_| bad())?,
-                    backup: match *backup {
+            [_, state, backup, since, changes, attrs @ ..] => {
+                let mut record = Record::new(
+                    state.parse::<State>().map_err(|_| bad())?,
+                    match *backup {
                         "-" => None,
                         b => Some(b.to_string()),
                     },
-                    since: parse_time(since)?,
-                    changes: changes.parse().map_err(|_| bad())?,
-                },
-            )),
+                    parse_time(since)?,
+                    changes.parse().map_err(|_| bad())?,
+                );
+                for attr in attrs {
+                    match attr.split_once('=') {
+                        Some(("by", "failsh")) => record.by_failsh = true,
+                        Some(("req", st)) => record.request = Some(st.parse().map_err(|_| bad())?),
+                        // Unknown attributes are ignored: a newer faild may add some.
+                        Some(_) => {}
+                        None => return Err(bad()),
+                    }
+                }
+                Ok(Item::Found(name.to_string(), record))
+            }
             _ => Err(bad()),
         }
     }
@@ -219,7 +240,7 @@ impl Item {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{Op, Request};
+    use crate::proto::{Op, Origin, Request};
     use proptest::prelude::*;
     use std::time::{Duration, UNIX_EPOCH};
 
@@ -233,12 +254,16 @@ mod tests {
             prop::option::of(arb_name()),
             0u64..4_000_000_000_000,
             any::<u64>(),
+            any::<bool>(),
+            prop::option::of(prop::sample::select(State::ALL.to_vec())),
         )
-            .prop_map(|(state, backup, ms, changes)| Record {
+            .prop_map(|(state, backup, ms, changes, by_failsh, request)| Record {
                 state,
                 backup,
                 since: UNIX_EPOCH + Duration::from_millis(ms),
                 changes,
+                by_failsh,
+                request,
             })
     }
 
@@ -256,12 +281,14 @@ mod tests {
             (
                 arb_name(),
                 prop::sample::select(State::ALL.to_vec()),
-                prop::option::of(arb_name())
+                prop::option::of(arb_name()),
+                prop::sample::select(vec![Origin::Admin, Origin::Forced, Origin::Failsh]),
             )
-                .prop_map(|(service, state, backup)| Op::Set {
+                .prop_map(|(service, state, backup, origin)| Op::Set {
                     service,
                     state,
-                    backup
+                    backup,
+                    origin,
                 }),
             arb_name().prop_map(Op::Delete),
             Just(Op::List),
@@ -276,9 +303,9 @@ mod tests {
         }
 
         #[test]
-        fn reply_round_trips(id in any::<u64>(), created in any::<bool>(),
+        fn reply_round_trips(id in any::<u64>(),
+                             status in prop::sample::select(vec![Status::Ok, Status::Created, Status::Requested]),
                              items in prop::collection::vec(arb_item(), 0..10)) {
-            let status = if created { Status::Created } else { Status::Ok };
             let reply = Reply::Items { id, status, items };
             prop_assert_eq!(Reply::decode(&reply.encode()), Ok(reply));
         }
@@ -327,6 +354,8 @@ mod tests {
             "FAIL/1 1 ERR WHAT msg",
             "FAIL/1 1 OK 1\nvip SIDEWAYS - 2026-01-01T00:00:00.000Z 1",
             "FAIL/1 1 OK 1\nvip UP - yesterday 1",
+            "FAIL/1 1 OK 1\nvip UP - 2026-01-01T00:00:00.000Z 1 req=DOWN",
+            "FAIL/1 1 OK 1\nvip UP - 2026-01-01T00:00:00.000Z 1 stray",
             "FAIL/1 1 OK 2\nvip UP - 2026-01-01T00:00:00.000Z 1",
             "FAIL/1 - OK 0",
         ] {
