@@ -6,6 +6,8 @@
 //! code the daemons run.
 
 pub mod community;
+pub mod decide;
+pub mod machine;
 pub mod names;
 pub mod proto;
 pub mod record;

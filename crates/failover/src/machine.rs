@@ -1,0 +1,821 @@
+//! One service as failsh runs it: a step function from poll results, write
+//! acknowledgements and hook results to the next command. No I/O and no
+//! clock: the caller passes the time in, runs the command (a write to the
+//! local faild or a hook), and feeds the result back. failsh drives it with
+//! real sockets and timers; a simulator can drive it with simulated ones.
+//!
+//! Two orderings make a service never look free while it is not:
+//! - **claim before start**: UP is written to the local faild (and
+//!   acknowledged) before the start hook runs; if the write fails, nothing
+//!   starts;
+//! - **release after stop**: the state after a stop is written only once the
+//!   stop hook has finished; a stop hook that fails leaves the record UP.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::decide::{Action, Decision, PeerView, Situation, decide};
+use crate::{Record, State};
+
+/// The hooks a service may have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookKind {
+    Start,
+    Stop,
+    Reclaim,
+    Check,
+}
+
+/// What a hook call came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookResult {
+    /// A start, stop or reclaim hook returned this state.
+    State(State),
+    /// A check hook's verdict.
+    Healthy(bool),
+    /// The hook failed: an error, a failed command, its time limit, or a
+    /// result that is not a state. One line.
+    Failed(String),
+}
+
+/// The local faild's answer for this service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalAnswer {
+    Record(Record),
+    /// The service is not registered locally: treated as FAIL.
+    NoSuch,
+    /// No answer, or an error answer: failsh holds still.
+    Unavailable(String),
+}
+
+/// A peer's answer for this service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerAnswer {
+    Record(Record),
+    /// That host never claimed the service: FAIL.
+    NoSuch,
+    /// An error answer (denied, bad request, version): UNKNOWN.
+    Error(String),
+    /// No answer in time: INDOUBT.
+    NoAnswer,
+}
+
+/// What the caller must do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Write this state to the local faild as failsh (`by=failsh`).
+    Write(State),
+    /// Run this hook.
+    Run(HookKind),
+}
+
+/// Something worth a log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    Info(String),
+    /// Logged loudly: something is wrong and needs an admin.
+    Warn(String),
+}
+
+/// The result of one step.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Step {
+    pub command: Option<Command>,
+    pub notes: Vec<Note>,
+}
+
+/// What the machine is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    /// UP written before the start hook.
+    Claim,
+    StartHook,
+    /// The stop hook run after a failed start or reclaim; then FAIL.
+    AbortStop,
+    /// A stop hook; then the target state, or the hook's own result.
+    StopHook(Option<State>),
+    ReclaimHook,
+    CheckHook,
+    /// A state written after a stop.
+    Publish(State),
+    /// UP written to mark a service found running as failsh's.
+    Adopt,
+}
+
+/// The fixed parameters of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Params {
+    pub masters: Vec<String>,
+    pub slaves: Vec<String>,
+    pub timeout: Duration,
+    pub has_check: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Peer {
+    view: PeerView,
+    /// Since when the peer has not answered.
+    silent_since: Option<Duration>,
+}
+
+/// One service's failover state.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    params: Params,
+    /// The service runs here: failsh started it or found it running.
+    running: bool,
+    reclaim: bool,
+    pending: Option<Pending>,
+    /// A state still to be written after a stop (the write failed).
+    unpublished: Option<State>,
+    /// A stop hook that failed, to be tried again (with its target).
+    stop_retry: Option<Option<State>>,
+    peers: BTreeMap<String, Peer>,
+    last: Option<Decision>,
+    last_local: Option<LocalAnswer>,
+}
+
+/// A snapshot for monitors and dumps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub running: bool,
+    pub reclaim: bool,
+    /// What failsh is doing right now, if anything.
+    pub busy: Option<String>,
+    pub local: Option<LocalAnswer>,
+    pub peers: Vec<(String, PeerView)>,
+    pub last: Option<Decision>,
+}
+
+impl Machine {
+    pub fn new(params: Params) -> Machine {
+        Machine {
+            params,
+            running: false,
+            reclaim: false,
+            pending: None,
+            unpublished: None,
+            stop_retry: None,
+            peers: BTreeMap::new(),
+            last: None,
+            last_local: None,
+        }
+    }
+
+    /// New parameters (a reloaded config); the service's state is kept.
+    pub fn reconfigure(&mut self, params: Params) {
+        self.peers
+            .retain(|h, _| params.masters.contains(h) || params.slaves.contains(h));
+        self.params = params;
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Whether a poll may be fed: no command is outstanding.
+    pub fn idle(&self) -> bool {
+        self.pending.is_none()
+    }
+
+    pub fn status(&self, now: Duration) -> Status {
+        Status {
+            running: self.running,
+            reclaim: self.reclaim,
+            busy: self.pending.map(|p| format!("{p:?}")),
+            local: self.last_local.clone(),
+            peers: self.views(now),
+            last: self.last.clone(),
+        }
+    }
+
+    fn views(&self, now: Duration) -> Vec<(String, PeerView)> {
+        self.params
+            .masters
+            .iter()
+            .chain(&self.params.slaves)
+            .filter_map(|h| {
+                let p = self.peers.get(h)?;
+                let view = match (p.view, p.silent_since) {
+                    (PeerView::InDoubt(_), Some(since)) => {
+                        PeerView::InDoubt(now.saturating_sub(since))
+                    }
+                    (v, _) => v,
+                };
+                Some((h.clone(), view))
+            })
+            .collect()
+    }
+
+    fn view_list(&self, hosts: &[String], now: Duration) -> Vec<(String, PeerView)> {
+        let views = self.views(now);
+        hosts
+            .iter()
+            .map(|h| {
+                let v = views
+                    .iter()
+                    .find(|(n, _)| n == h)
+                    .map_or(PeerView::InDoubt(Duration::ZERO), |(_, v)| *v);
+                (h.clone(), v)
+            })
+            .collect()
+    }
+
+    fn issue(&mut self, pending: Pending, command: Command, notes: Vec<Note>) -> Step {
+        self.pending = Some(pending);
+        Step {
+            command: Some(command),
+            notes,
+        }
+    }
+
+    /// Feeds one poll: the local record and each peer's answer.
+    pub fn on_poll(
+        &mut self,
+        now: Duration,
+        local: LocalAnswer,
+        peers: &[(String, PeerAnswer)],
+    ) -> Step {
+        debug_assert!(self.idle(), "poll fed while a command is outstanding");
+        let mut notes = Vec::new();
+        for (host, answer) in peers {
+            let old = self.peers.get(host).cloned();
+            let peer = match answer {
+                PeerAnswer::Record(r) => Peer {
+                    view: match r.state {
+                        State::Up => PeerView::Up,
+                        State::Recover => PeerView::Recover,
+                        State::Fail => PeerView::Fail,
+                    },
+                    silent_since: None,
+                },
+                PeerAnswer::NoSuch => Peer {
+                    view: PeerView::Fail,
+                    silent_since: None,
+                },
+                PeerAnswer::Error(e) => {
+                    if old.as_ref().is_none_or(|o| o.view != PeerView::Unknown) {
+                        notes.push(Note::Warn(format!(
+                            "peer {host} answers with an error ({e}): its state is UNKNOWN, which blocks starting"
+                        )));
+                    }
+                    Peer {
+                        view: PeerView::Unknown,
+                        silent_since: None,
+                    }
+                }
+                PeerAnswer::NoAnswer => {
+                    let since = old.and_then(|o| o.silent_since).unwrap_or(now);
+                    Peer {
+                        view: PeerView::InDoubt(now.saturating_sub(since)),
+                        silent_since: Some(since),
+                    }
+                }
+            };
+            self.peers.insert(host.clone(), peer);
+        }
+        if self.last_local.as_ref() != Some(&local) {
+            if let LocalAnswer::Unavailable(e) = &local {
+                notes.push(Note::Warn(format!(
+                    "local faild unavailable ({e}): holding still"
+                )));
+            }
+        }
+        self.last_local = Some(local.clone());
+
+        if let Some(state) = self.unpublished {
+            return self.issue(Pending::Publish(state), Command::Write(state), notes);
+        }
+        if let Some(target) = self.stop_retry {
+            if self.running {
+                notes.push(Note::Warn("trying the failed stop again".into()));
+                return self.issue(
+                    Pending::StopHook(target),
+                    Command::Run(HookKind::Stop),
+                    notes,
+                );
+            }
+            self.stop_retry = None;
+        }
+        let local_state = match &local {
+            LocalAnswer::Unavailable(_) => {
+                return Step {
+                    command: None,
+                    notes,
+                };
+            }
+            LocalAnswer::NoSuch => State::Fail,
+            LocalAnswer::Record(r) => {
+                if r.state == State::Up && !self.running {
+                    self.running = true;
+                    notes.push(Note::Info(
+                        "found UP in the local faild: adopted as running".into(),
+                    ));
+                }
+                if r.state == State::Up && !r.by_failsh {
+                    // Set UP by hand (or forced): mark it as run by failsh,
+                    // so that an admin's stop becomes a request.
+                    return self.issue(Pending::Adopt, Command::Write(State::Up), notes);
+                }
+                if let (State::Up, Some(target)) = (r.state, r.request) {
+                    notes.push(Note::Info(format!(
+                        "stop requested by an admin: stopping, then {target}"
+                    )));
+                    return self.issue(
+                        Pending::StopHook(Some(target)),
+                        Command::Run(HookKind::Stop),
+                        notes,
+                    );
+                }
+                if r.state != State::Up && self.running {
+                    notes.push(Note::Warn(format!(
+                        "the local faild says {} while the service runs here: stopping it",
+                        r.state
+                    )));
+                    return self.issue(
+                        Pending::StopHook(Some(r.state)),
+                        Command::Run(HookKind::Stop),
+                        notes,
+                    );
+                }
+                r.state
+            }
+        };
+        let masters = self.view_list(&self.params.masters, now);
+        let slaves = self.view_list(&self.params.slaves, now);
+        let decision = decide(&Situation {
+            local: if self.running { State::Up } else { local_state },
+            reclaim: self.reclaim,
+            masters: &masters,
+            slaves: &slaves,
+            timeout: self.params.timeout,
+        });
+        if self.last.as_ref().map(|d| &d.reason) != Some(&decision.reason) {
+            notes.push(Note::Info(decision.reason.clone()));
+        }
+        self.reclaim = decision.reclaim;
+        let action = decision.action;
+        self.last = Some(decision);
+        match action {
+            Action::Start => self.issue(Pending::Claim, Command::Write(State::Up), notes),
+            Action::Stop => {
+                self.issue(Pending::StopHook(None), Command::Run(HookKind::Stop), notes)
+            }
+            Action::Reclaim => {
+                self.issue(Pending::ReclaimHook, Command::Run(HookKind::Reclaim), notes)
+            }
+            Action::Nothing if self.running && self.params.has_check => {
+                self.issue(Pending::CheckHook, Command::Run(HookKind::Check), notes)
+            }
+            Action::Wait | Action::Nothing => Step {
+                command: None,
+                notes,
+            },
+        }
+    }
+
+    /// Feeds the result of a [`Command::Write`].
+    pub fn on_written(&mut self, result: Result<(), String>) -> Step {
+        let pending = self.pending.take();
+        match (pending, result) {
+            (Some(Pending::Claim), Ok(())) => {
+                self.running = true;
+                self.issue(
+                    Pending::StartHook,
+                    Command::Run(HookKind::Start),
+                    vec![Note::Info("claimed UP; starting".into())],
+                )
+            }
+            (Some(Pending::Claim), Err(e)) => warn(format!(
+                "cannot claim UP in the local faild ({e}): not starting"
+            )),
+            (Some(Pending::Publish(state)), Ok(())) => {
+                self.unpublished = None;
+                info(format!("now {state}"))
+            }
+            (Some(Pending::Publish(state)), Err(e)) => {
+                self.unpublished = Some(state);
+                warn(format!(
+                    "cannot write {state} to the local faild ({e}): it still says UP; retrying"
+                ))
+            }
+            (Some(Pending::Adopt), Ok(())) => Step::default(),
+            (Some(Pending::Adopt), Err(e)) => {
+                warn(format!("cannot mark the service as run by failsh ({e})"))
+            }
+            (other, _) => unexpected(other, "a write result"),
+        }
+    }
+
+    /// Feeds the result of a [`Command::Run`].
+    pub fn on_hook(&mut self, result: HookResult) -> Step {
+        let pending = self.pending.take();
+        match (pending, result) {
+            (Some(Pending::StartHook), HookResult::State(State::Up)) => info("started: UP".into()),
+            (Some(Pending::StartHook), HookResult::State(state)) => {
+                self.running = false;
+                self.publish(state, format!("start hook returned {state}"))
+            }
+            (Some(Pending::ReclaimHook), HookResult::State(State::Up)) => {
+                info("reclaimed: UP".into())
+            }
+            // A reclaim that does not answer UP, like a failed start, leaves
+            // the service in an unknown shape: stop it and give it up.
+            (Some(Pending::StartHook | Pending::ReclaimHook), bad) => {
+                let what = if pending == Some(Pending::StartHook) {
+                    "start"
+                } else {
+                    "reclaim"
+                };
+                self.issue(
+                    Pending::AbortStop,
+                    Command::Run(HookKind::Stop),
+                    vec![Note::Warn(format!(
+                        "{what} hook failed ({}): stopping, then FAIL",
+                        describe(&bad)
+                    ))],
+                )
+            }
+            (Some(Pending::AbortStop), HookResult::State(_)) => {
+                self.running = false;
+                self.publish(State::Fail, "stopped after the failure".into())
+            }
+            (Some(Pending::StopHook(target)), HookResult::State(state)) => {
+                self.running = false;
+                self.stop_retry = None;
+                let to = target.unwrap_or(state);
+                self.publish(to, format!("stopped (stop hook returned {state})"))
+            }
+            (Some(p @ (Pending::AbortStop | Pending::StopHook(_))), bad) => {
+                let target = match p {
+                    Pending::StopHook(t) => t,
+                    _ => Some(State::Fail),
+                };
+                self.running = true;
+                self.stop_retry = Some(target);
+                warn(format!(
+                    "STOP HOOK FAILED ({}): the service may still run, so it stays UP for the peers; retrying every interval",
+                    describe(&bad)
+                ))
+            }
+            (Some(Pending::CheckHook), HookResult::Healthy(true)) => Step::default(),
+            (Some(Pending::CheckHook), bad) => self.issue(
+                Pending::StopHook(Some(State::Fail)),
+                Command::Run(HookKind::Stop),
+                vec![Note::Warn(format!(
+                    "check failed ({}): stopping, then FAIL",
+                    describe(&bad)
+                ))],
+            ),
+            (other, _) => unexpected(other, "a hook result"),
+        }
+    }
+
+    fn publish(&mut self, state: State, why: String) -> Step {
+        self.issue(
+            Pending::Publish(state),
+            Command::Write(state),
+            vec![Note::Info(why)],
+        )
+    }
+}
+
+fn describe(r: &HookResult) -> String {
+    match r {
+        HookResult::Failed(e) => e.clone(),
+        HookResult::State(s) => format!("returned {s}"),
+        HookResult::Healthy(h) => format!("returned {h}"),
+    }
+}
+
+fn info(msg: String) -> Step {
+    Step {
+        command: None,
+        notes: vec![Note::Info(msg)],
+    }
+}
+
+fn warn(msg: String) -> Step {
+    Step {
+        command: None,
+        notes: vec![Note::Warn(msg)],
+    }
+}
+
+/// A result that answers nothing asked: a driver bug, reported, never acted on.
+fn unexpected(pending: Option<Pending>, what: &str) -> Step {
+    warn(format!("ignored {what} while waiting for {pending:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::time::UNIX_EPOCH;
+
+    const TIMEOUT: Duration = Duration::from_secs(3);
+
+    fn params(masters: &[&str], slaves: &[&str], check: bool) -> Params {
+        Params {
+            masters: masters.iter().map(|s| s.to_string()).collect(),
+            slaves: slaves.iter().map(|s| s.to_string()).collect(),
+            timeout: TIMEOUT,
+            has_check: check,
+        }
+    }
+
+    fn rec(state: State, by_failsh: bool, request: Option<State>) -> LocalAnswer {
+        let mut r = Record::new(state, None, UNIX_EPOCH, 1);
+        r.by_failsh = by_failsh;
+        r.request = request;
+        LocalAnswer::Record(r)
+    }
+
+    fn peer(host: &str, state: State) -> (String, PeerAnswer) {
+        (
+            host.into(),
+            PeerAnswer::Record(Record::new(state, None, UNIX_EPOCH, 1)),
+        )
+    }
+
+    fn silent(host: &str) -> (String, PeerAnswer) {
+        (host.into(), PeerAnswer::NoAnswer)
+    }
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn slave_takes_over_after_the_timeout_and_hands_back() {
+        let mut m = Machine::new(params(&["lukretia"], &[], false));
+        let step = m.on_poll(
+            secs(0.0),
+            rec(State::Recover, false, None),
+            &[peer("lukretia", State::Up)],
+        );
+        assert_eq!(step.command, None);
+        // The master goes silent: INDOUBT blocks until the timeout.
+        assert_eq!(
+            m.on_poll(
+                secs(1.0),
+                rec(State::Recover, false, None),
+                &[silent("lukretia")]
+            )
+            .command,
+            None
+        );
+        assert_eq!(
+            m.on_poll(
+                secs(3.9),
+                rec(State::Recover, false, None),
+                &[silent("lukretia")]
+            )
+            .command,
+            None
+        );
+        let step = m.on_poll(
+            secs(4.1),
+            rec(State::Recover, false, None),
+            &[silent("lukretia")],
+        );
+        assert_eq!(step.command, Some(Command::Write(State::Up)), "claim first");
+        assert_eq!(
+            m.on_written(Ok(())).command,
+            Some(Command::Run(HookKind::Start))
+        );
+        assert_eq!(m.on_hook(HookResult::State(State::Up)).command, None);
+        assert!(m.status(secs(4.2)).running);
+        // The master comes back RECOVER: stop, then publish the stop's result.
+        let step = m.on_poll(
+            secs(5.0),
+            rec(State::Up, true, None),
+            &[peer("lukretia", State::Recover)],
+        );
+        assert_eq!(step.command, Some(Command::Run(HookKind::Stop)));
+        assert_eq!(
+            m.on_hook(HookResult::State(State::Recover)).command,
+            Some(Command::Write(State::Recover))
+        );
+        assert_eq!(m.on_written(Ok(())).command, None);
+        assert!(!m.status(secs(5.1)).running);
+    }
+
+    #[test]
+    fn no_claim_no_start() {
+        let mut m = Machine::new(params(&[], &[], false));
+        assert_eq!(
+            m.on_poll(secs(0.0), rec(State::Recover, false, None), &[])
+                .command,
+            Some(Command::Write(State::Up))
+        );
+        let step = m.on_written(Err("refused".into()));
+        assert_eq!(step.command, None);
+        assert!(matches!(&step.notes[0], Note::Warn(w) if w.contains("not starting")));
+        assert!(!m.status(secs(0.0)).running);
+    }
+
+    #[test]
+    fn failed_start_stops_then_fails_and_a_failed_stop_keeps_up() {
+        let mut m = Machine::new(params(&[], &[], false));
+        m.on_poll(secs(0.0), rec(State::Recover, false, None), &[]);
+        m.on_written(Ok(()));
+        let step = m.on_hook(HookResult::Failed("exit status 1".into()));
+        assert_eq!(
+            step.command,
+            Some(Command::Run(HookKind::Stop)),
+            "abort with the stop hook"
+        );
+        // The abort fails too: nothing is written; the record stays UP.
+        let step = m.on_hook(HookResult::Failed("exit status 2".into()));
+        assert_eq!(step.command, None);
+        assert!(m.status(secs(0.0)).running);
+        // Next interval: the stop is tried again, and then FAIL is published.
+        let step = m.on_poll(secs(1.0), rec(State::Up, true, None), &[]);
+        assert_eq!(step.command, Some(Command::Run(HookKind::Stop)));
+        assert_eq!(
+            m.on_hook(HookResult::State(State::Recover)).command,
+            Some(Command::Write(State::Fail))
+        );
+        assert_eq!(m.on_written(Ok(())).command, None);
+        assert!(!m.status(secs(1.0)).running);
+    }
+
+    #[test]
+    fn an_admin_request_is_carried_out_then_published() {
+        let mut m = Machine::new(params(&[], &["macbeth"], false));
+        m.on_poll(
+            secs(0.0),
+            rec(State::Up, true, None),
+            &[peer("macbeth", State::Recover)],
+        );
+        let step = m.on_poll(
+            secs(1.0),
+            rec(State::Up, true, Some(State::Fail)),
+            &[peer("macbeth", State::Recover)],
+        );
+        assert_eq!(step.command, Some(Command::Run(HookKind::Stop)));
+        assert_eq!(
+            m.on_hook(HookResult::State(State::Recover)).command,
+            Some(Command::Write(State::Fail))
+        );
+        // The write fails: it is retried before anything else.
+        assert_eq!(m.on_written(Err("down".into())).command, None);
+        let step = m.on_poll(secs(2.0), rec(State::Up, false, Some(State::Fail)), &[]);
+        assert_eq!(step.command, Some(Command::Write(State::Fail)));
+        m.on_written(Ok(()));
+        assert_eq!(
+            m.on_poll(secs(3.0), rec(State::Fail, false, None), &[])
+                .command,
+            None
+        );
+    }
+
+    #[test]
+    fn found_up_by_hand_is_adopted_without_start() {
+        let mut m = Machine::new(params(&[], &[], false));
+        let step = m.on_poll(secs(0.0), rec(State::Up, false, None), &[]);
+        assert_eq!(
+            step.command,
+            Some(Command::Write(State::Up)),
+            "marked as run by failsh"
+        );
+        assert!(m.status(secs(0.0)).running);
+        m.on_written(Ok(()));
+        assert_eq!(
+            m.on_poll(secs(1.0), rec(State::Up, true, None), &[])
+                .command,
+            None
+        );
+    }
+
+    #[test]
+    fn failed_check_hands_over() {
+        let mut m = Machine::new(params(&[], &["macbeth"], true));
+        let step = m.on_poll(
+            secs(0.0),
+            rec(State::Up, true, None),
+            &[peer("macbeth", State::Recover)],
+        );
+        assert_eq!(step.command, Some(Command::Run(HookKind::Check)));
+        assert_eq!(m.on_hook(HookResult::Healthy(true)).command, None);
+        m.on_poll(
+            secs(1.0),
+            rec(State::Up, true, None),
+            &[peer("macbeth", State::Recover)],
+        );
+        let step = m.on_hook(HookResult::Healthy(false));
+        assert_eq!(step.command, Some(Command::Run(HookKind::Stop)));
+        assert_eq!(
+            m.on_hook(HookResult::State(State::Recover)).command,
+            Some(Command::Write(State::Fail))
+        );
+    }
+
+    #[test]
+    fn split_brain_ends_in_reclaim() {
+        let mut m = Machine::new(params(&[], &["macbeth"], false));
+        let step = m.on_poll(
+            secs(0.0),
+            rec(State::Up, true, None),
+            &[peer("macbeth", State::Up)],
+        );
+        assert_eq!(step.command, None);
+        assert!(m.status(secs(0.0)).reclaim);
+        let step = m.on_poll(
+            secs(1.0),
+            rec(State::Up, true, None),
+            &[peer("macbeth", State::Recover)],
+        );
+        assert_eq!(step.command, Some(Command::Run(HookKind::Reclaim)));
+        assert_eq!(m.on_hook(HookResult::State(State::Up)).command, None);
+        assert!(!m.status(secs(1.0)).reclaim && m.status(secs(1.0)).running);
+    }
+
+    #[derive(Debug, Clone)]
+    enum Input {
+        Poll(Vec<Option<State>>, bool),
+        WriteFails(bool),
+        Hook(u8),
+    }
+
+    proptest! {
+        /// Driven by random peers, random hook results and a local faild
+        /// that sometimes refuses writes, the service is never possibly
+        /// running while the local faild says anything but UP.
+        #[test]
+        fn never_looks_free_while_it_may_run(inputs in prop::collection::vec(prop_oneof![
+            (prop::collection::vec(prop::option::of(prop::sample::select(State::ALL.to_vec())), 2), any::<bool>())
+                .prop_map(|(p, admin)| Input::Poll(p, admin)),
+            any::<bool>().prop_map(Input::WriteFails),
+            (0u8..6).prop_map(Input::Hook),
+        ], 1..200)) {
+            let mut m = Machine::new(params(&["m"], &["s"], true));
+            let mut record = State::Recover;
+            let mut request = None;
+            let mut maybe_running = false;
+            let mut next: Option<Command> = None;
+            let mut write_fails = false;
+            let mut now = 0.0;
+            for input in inputs {
+                now += 0.5;
+                let step = match (next, input) {
+                    (None, Input::Poll(peers, admin)) => {
+                        if admin && record == State::Up {
+                            request = Some(State::Fail);
+                        }
+                        let answers: Vec<(String, PeerAnswer)> = ["m", "s"].iter().zip(peers).map(|(h, p)| {
+                            (h.to_string(), p.map_or(PeerAnswer::NoAnswer, |s| PeerAnswer::Record(Record::new(s, None, UNIX_EPOCH, 1))))
+                        }).collect();
+                        let mut r = Record::new(record, None, UNIX_EPOCH, 1);
+                        r.by_failsh = record == State::Up;
+                        r.request = request;
+                        m.on_poll(secs(now), LocalAnswer::Record(r), &answers)
+                    }
+                    (Some(Command::Write(state)), _) if write_fails => {
+                        let _ = state;
+                        m.on_written(Err("refused".into()))
+                    }
+                    (Some(Command::Write(state)), _) => {
+                        record = state;
+                        if state != State::Up {
+                            request = None;
+                        }
+                        m.on_written(Ok(()))
+                    }
+                    (Some(Command::Run(kind)), Input::Hook(h)) => {
+                        let result = match (kind, h) {
+                            (_, 0) => HookResult::Failed("boom".into()),
+                            (HookKind::Check, 1) => HookResult::Healthy(false),
+                            (HookKind::Check, _) => HookResult::Healthy(true),
+                            (_, h) => HookResult::State(State::ALL[h as usize % 3]),
+                        };
+                        match (kind, &result) {
+                            // A start hook's word that it did not bring the
+                            // service up is trusted (the original's contract).
+                            (HookKind::Start, HookResult::State(s)) if *s != State::Up => {
+                                prop_assert_eq!(record, State::Up, "a start only after the claim");
+                            }
+                            (HookKind::Start | HookKind::Reclaim, _) => {
+                                prop_assert_eq!(record, State::Up, "a start only after the claim");
+                                maybe_running = true;
+                            }
+                            (HookKind::Stop, HookResult::State(_)) => maybe_running = false,
+                            _ => {}
+                        }
+                        m.on_hook(result)
+                    }
+                    (Some(_), Input::WriteFails(f)) => {
+                        write_fails = f;
+                        continue;
+                    }
+                    (Some(_), _) | (None, _) => continue,
+                };
+                next = step.command;
+                prop_assert!(!maybe_running || record == State::Up,
+                    "the service may run but the local faild says {:?}", record);
+                prop_assert_eq!(m.idle(), next.is_none());
+            }
+        }
+    }
+}
