@@ -92,11 +92,11 @@ pub struct Decision {
     pub reason: String,
 }
 
-fn first<'a>(
-    peers: &'a [(String, PeerView)],
+fn first(
+    peers: &[(String, PeerView)],
     timeout: Duration,
     pred: impl Fn(PeerView) -> bool,
-) -> Option<(&'a str, PeerView)> {
+) -> Option<(&str, PeerView)> {
     peers
         .iter()
         .map(|(n, v)| (n.as_str(), v.settled(timeout)))

@@ -274,12 +274,12 @@ impl Machine {
             };
             self.peers.insert(host.clone(), peer);
         }
-        if self.last_local.as_ref() != Some(&local) {
-            if let LocalAnswer::Unavailable(e) = &local {
-                notes.push(Note::Warn(format!(
-                    "local faild unavailable ({e}): holding still"
-                )));
-            }
+        if self.last_local.as_ref() != Some(&local)
+            && let LocalAnswer::Unavailable(e) = &local
+        {
+            notes.push(Note::Warn(format!(
+                "local faild unavailable ({e}): holding still"
+            )));
         }
         self.last_local = Some(local.clone());
 
