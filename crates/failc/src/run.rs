@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use failover::proto::{ErrorCode, Item, MAX_GET_NAMES, MAX_REQUEST, Op, Reply, Request, Status};
+use failover::proto::{ErrorCode, Item, MAX_GET_NAMES, Op, Reply, Status, get_batches};
 
 use crate::cli::Action;
 use crate::client::{Client, Target};
@@ -172,31 +172,10 @@ fn requests(action: &Action, community: &str) -> Vec<Op> {
                 backup: backup.clone(),
             })
             .collect(),
-        Action::Get(services) => {
-            let empty = Request {
-                id: u64::MAX,
-                community: community.to_string(),
-                op: Op::Get(Vec::new()),
-            };
-            let base = empty.encode().len();
-            let mut batches: Vec<(Vec<String>, usize)> = Vec::new();
-            for name in services {
-                let len = name.len() + 1;
-                match batches.last_mut() {
-                    Some((names, total))
-                        if names.len() < MAX_GET_NAMES && *total + len <= MAX_REQUEST =>
-                    {
-                        names.push(name.clone());
-                        *total += len;
-                    }
-                    _ => batches.push((vec![name.clone()], base + len)),
-                }
-            }
-            batches
-                .into_iter()
-                .map(|(names, _)| Op::Get(names))
-                .collect()
-        }
+        Action::Get(services) => get_batches(services, community, MAX_GET_NAMES)
+            .into_iter()
+            .map(Op::Get)
+            .collect(),
     }
 }
 
@@ -204,7 +183,7 @@ fn requests(action: &Action, community: &str) -> Vec<Op> {
 mod tests {
     use super::*;
     use failover::proto::Origin;
-    use failover::proto::{ErrorCode, ProtoError};
+    use failover::proto::{ErrorCode, MAX_REQUEST, ProtoError, Request};
     use failover::{Record, State};
     use std::time::UNIX_EPOCH;
 

@@ -28,7 +28,7 @@ mod request;
 mod response;
 
 pub use error::{ErrorCode, ProtoError};
-pub use request::{Op, Origin, Request};
+pub use request::{Op, Origin, Request, get_batches};
 pub use response::{Header, Item, Reply, Status, format_time, parse_time};
 
 /// The protocol version this implementation speaks.

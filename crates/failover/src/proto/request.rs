@@ -158,6 +158,32 @@ impl Request {
     }
 }
 
+/// Splits `names` into GETs that each stay within faild's limits: at most
+/// `max_names` (≤ [`MAX_GET_NAMES`]) names and [`MAX_REQUEST`] bytes per
+/// request line. Order is kept.
+pub fn get_batches(names: &[String], community: &str, max_names: usize) -> Vec<Vec<String>> {
+    let max_names = max_names.clamp(1, MAX_GET_NAMES);
+    let base = Request {
+        id: u64::MAX,
+        community: community.to_string(),
+        op: Op::Get(Vec::new()),
+    }
+    .encode()
+    .len();
+    let mut batches: Vec<(Vec<String>, usize)> = Vec::new();
+    for name in names {
+        let len = name.len() + 1;
+        match batches.last_mut() {
+            Some((batch, total)) if batch.len() < max_names && *total + len <= MAX_REQUEST => {
+                batch.push(name.clone());
+                *total += len;
+            }
+            _ => batches.push((vec![name.clone()], base + len)),
+        }
+    }
+    batches.into_iter().map(|(batch, _)| batch).collect()
+}
+
 fn parse_op(verb: &str, args: &[&str]) -> Result<Op, String> {
     let service = |s: &str| check_name("service name", s).map(|()| s.to_string());
     let arity = |min: usize, max: usize, usage: &str| {
