@@ -6,7 +6,6 @@
 pub mod access;
 pub mod cli;
 pub mod connection;
-pub mod daemon;
 pub mod logging;
 pub mod persist;
 pub mod server;

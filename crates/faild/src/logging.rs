@@ -1,11 +1,4 @@
-//! Logging: stderr in the foreground, journald or syslog (facility `daemon`)
-//! once detached; per-subsystem levels raised with `-d FACILITY`.
-
-use std::ffi::CStr;
-use std::io::IsTerminal;
-
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::prelude::*;
+//! faild's log facilities, raised with `-d FACILITY`.
 
 /// A named subsystem whose log level `-d` raises. Each is a `tracing` target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -31,69 +24,9 @@ impl Facility {
     }
 }
 
-/// The filter: info for everything, raised per facility (once: debug, twice
-/// or more: trace). `FAILD_LOG` (EnvFilter syntax) replaces it entirely.
-fn filter(raised: &[Facility]) -> EnvFilter {
-    if let Ok(spec) = std::env::var("FAILD_LOG") {
-        return EnvFilter::new(spec);
-    }
-    let mut filter = EnvFilter::new("info");
-    for f in [
-        Facility::Net,
-        Facility::Proto,
-        Facility::Store,
-        Facility::Auth,
-    ] {
-        let level = match raised.iter().filter(|r| **r == f).count() {
-            0 => continue,
-            1 => "debug",
-            _ => "trace",
-        };
-        if let Ok(d) = format!("{}={level}", f.target()).parse() {
-            filter = filter.add_directive(d);
-        }
-    }
-    filter
-}
-
-const IDENT: &CStr = c"faild";
-
-/// Installs the global subscriber. Detached: journald when its socket exists,
-/// otherwise syslog.
+/// Installs logging for faild (see [`failover_daemon::logging`]).
 pub fn init(foreground: bool, raised: &[Facility]) {
-    let filter = filter(raised);
-    let registry = tracing_subscriber::registry().with(filter);
-    let stderr = || {
-        tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::stderr().is_terminal())
-    };
-    if foreground {
-        registry.with(stderr()).init();
-        return;
-    }
-    if std::path::Path::new("/run/systemd/journal/socket").exists()
-        && let Ok(journald) = tracing_journald::layer()
-    {
-        registry
-            .with(journald.with_syslog_identifier("faild".into()))
-            .init();
-        return;
-    }
-    match syslog_tracing::Syslog::new(
-        IDENT,
-        syslog_tracing::Options::LOG_PID,
-        syslog_tracing::Facility::Daemon,
-    ) {
-        Some(syslog) => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(syslog)
-                    .with_ansi(false)
-                    .without_time()
-                    .with_level(true),
-            )
-            .init(),
-        None => registry.with(stderr()).init(),
-    }
+    let targets: Vec<&str> = raised.iter().map(|f| f.target()).collect();
+    let filter = failover_daemon::logging::filter("FAILD_LOG", &targets);
+    failover_daemon::logging::init(c"faild", foreground, filter);
 }

@@ -15,12 +15,12 @@ use tracing::{error, info, warn};
 
 use crate::access::Access;
 use crate::cli::Cli;
-use crate::daemon::{self, PidFile, Ready};
 use crate::persist::{StateFile, current_boot_id};
 use crate::server::{self, Listeners};
 use crate::store::Store;
 use crate::tcp::Limits;
 use crate::{logging, signals};
+use failover_daemon::{self as daemon, PidFile, Ready};
 
 /// What is loaded and bound before detaching.
 struct Prepared {
