@@ -71,6 +71,8 @@ pub struct Faild {
     pub port: u16,
     pub dir: PathBuf,
     args: Vec<String>,
+    /// Extra environment for the next (re)start, e.g. `FAILD_BOOT_ID`.
+    pub env: Vec<(String, String)>,
 }
 
 impl Faild {
@@ -94,6 +96,17 @@ impl Faild {
     /// files live there) with `communities` as its community file, and waits
     /// until it answers.
     pub fn start(dir: &Path, communities: Option<&str>, extra: &[&str]) -> Result<Faild> {
+        Faild::start_at(unique_addr().into(), dir, communities, extra)
+    }
+
+    /// [`Faild::start`] on a given address (the multi-host tests use
+    /// 127.0.0.2, 127.0.0.3, ...).
+    pub fn start_at(
+        addr: IpAddr,
+        dir: &Path,
+        communities: Option<&str>,
+        extra: &[&str],
+    ) -> Result<Faild> {
         let mut args = vec!["-F".to_string()];
         if let Some(text) = communities {
             std::fs::write(dir.join("communities"), text)?;
@@ -102,10 +115,11 @@ impl Faild {
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut f = Faild {
             child: None,
-            addr: unique_addr().into(),
+            addr,
             port: failover::DEFAULT_PORT,
             dir: dir.to_path_buf(),
             args,
+            env: Vec::new(),
         };
         f.restart()?;
         Ok(f)
@@ -118,6 +132,7 @@ impl Faild {
             .append(true)
             .open(self.dir.join("faild.log"))?;
         let child = Command::new(bin("faild"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .args(&self.args)
             .args(["-a", &self.addr.to_string(), "-p", &self.port.to_string()])
             .arg("-s")
@@ -155,11 +170,7 @@ impl Faild {
     }
 
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.pid().to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill -{sig} failed");
+        send_signal(self.pid(), sig);
     }
 
     /// SIGKILL, and wait for the process to be gone.
@@ -286,4 +297,148 @@ pub fn read(path: &Path) -> String {
         let _ = f.read_to_string(&mut s);
     }
     s
+}
+
+/// Sends `sig` (e.g. "HUP", "STOP") to a process; panics if kill fails.
+pub fn send_signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -{sig} {pid} failed");
+}
+
+/// A failsh process started by a test, in the foreground, logging to
+/// `DIR/failsh.log`. Killed (SIGKILL) when dropped.
+pub struct Failsh {
+    child: Option<Child>,
+    pub addr: IpAddr,
+    pub monitor_port: u16,
+    config: PathBuf,
+    log: PathBuf,
+}
+
+impl Failsh {
+    /// Starts failsh with `config`, its monitor on `addr:monitor_port`.
+    pub fn start(config: &Path, addr: IpAddr, monitor_port: u16) -> Result<Failsh> {
+        let mut f = Failsh {
+            child: None,
+            addr,
+            monitor_port,
+            config: config.to_path_buf(),
+            log: config.with_extension("log"),
+        };
+        f.restart()?;
+        Ok(f)
+    }
+
+    pub fn restart(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = Command::new(bin("failsh"))
+            .args(["-F", "-d", "engine", "-f"])
+            .arg(&self.config)
+            .args([
+                "-a",
+                &self.addr.to_string(),
+                "-m",
+                &self.monitor_port.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("spawning failsh")?;
+        self.child = Some(child);
+        let addr = SocketAddr::new(self.addr, self.monitor_port);
+        wait_for("failsh's monitor port", Duration::from_secs(20), || {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        })
+        .with_context(|| format!("failsh log:\n{}", self.log()))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn log(&self) -> String {
+        read(&self.log)
+    }
+
+    /// The monitor's snapshot: one line per service.
+    pub fn snapshot(&self) -> String {
+        let addr = SocketAddr::new(self.addr, self.monitor_port);
+        let mut out = String::new();
+        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = s.read_to_string(&mut out);
+        }
+        out
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Failsh {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// One line of a service journal: `HOST up|down|reclaim SECONDS`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub host: String,
+    pub event: String,
+    pub at: f64,
+}
+
+/// Reads a journal written by service hooks.
+pub fn journal(path: &Path) -> Vec<Entry> {
+    read(path)
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            Some(Entry {
+                host: w.first()?.to_string(),
+                event: w.get(1)?.to_string(),
+                at: w.get(2)?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Periods in which two or more hosts were up at once, by the journal:
+/// `(start, end, hosts)`; an overlap still open at the end has end = ∞.
+/// "up" is written before a service starts and "down" after it is gone, so
+/// the periods are conservative (never shorter than the real overlap).
+pub fn overlaps(entries: &[Entry]) -> Vec<(f64, f64, Vec<String>)> {
+    let mut sorted = entries.to_vec();
+    sorted.sort_by(|a, b| a.at.total_cmp(&b.at));
+    let mut up: Vec<String> = Vec::new();
+    let mut out: Vec<(f64, f64, Vec<String>)> = Vec::new();
+    for e in sorted {
+        let before = up.len();
+        match e.event.as_str() {
+            "up" if !up.contains(&e.host) => up.push(e.host.clone()),
+            "down" => up.retain(|h| *h != e.host),
+            _ => {}
+        }
+        if before < 2 && up.len() >= 2 {
+            out.push((e.at, f64::INFINITY, up.clone()));
+        } else if before >= 2
+            && up.len() < 2
+            && let Some(last) = out.last_mut()
+        {
+            last.1 = e.at;
+        }
+    }
+    out
 }

@@ -33,9 +33,14 @@ pub enum SaveError {
     NotSynced(io::Error),
 }
 
-/// This boot's id. Where it can't be read, a fresh value stands in, so every
-/// start counts as a reboot: the safe side (UP is never kept on a guess).
+/// This boot's id: `FAILD_BOOT_ID` if set (containers that share the host's
+/// kernel but not its boots; tests that simulate a reboot), else the
+/// kernel's. Where it can't be read, a fresh value stands in, so every start
+/// counts as a reboot: the safe side (UP is never kept on a guess).
 pub fn current_boot_id() -> String {
+    if let Ok(id) = std::env::var("FAILD_BOOT_ID") {
+        return id;
+    }
     match fs::read_to_string("/proc/sys/kernel/random/boot_id") {
         Ok(id) => id.trim().to_string(),
         Err(e) => {

@@ -152,6 +152,12 @@ impl Rules {
     }
 }
 
+/// Compares two secrets in constant time (for equal lengths), so timing
+/// does not reveal how much of a guess was right.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
 fn parse_source(s: &str) -> Result<IpNet, String> {
     s.parse::<IpNet>()
         .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))

@@ -48,7 +48,7 @@ impl fmt::Display for PeerView {
             PeerView::Up => f.write_str("UP"),
             PeerView::Recover => f.write_str("RECOVER"),
             PeerView::Fail => f.write_str("FAIL"),
-            PeerView::InDoubt(d) => write!(f, "INDOUBT for {:.1}s", d.as_secs_f64()),
+            PeerView::InDoubt(_) => f.write_str("INDOUBT"),
             PeerView::Unknown => f.write_str("UNKNOWN"),
         }
     }

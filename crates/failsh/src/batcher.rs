@@ -1,0 +1,78 @@
+//! One poller per host: services ask it for their record, and requests that
+//! arrive together (services on the same interval tick at the same instant)
+//! go out as one GET, so a peer is asked once per tick for all of them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use failover::Record;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::client::{CallError, Client};
+use crate::config::HostConfig;
+
+/// How long a poller waits for more requests to join a batch.
+const GATHER: Duration = Duration::from_millis(2);
+
+struct Ask {
+    service: String,
+    limit: Duration,
+    reply: oneshot::Sender<Result<Record, CallError>>,
+}
+
+/// A handle to a host's poller task; the task ends when the last handle is
+/// dropped.
+#[derive(Debug, Clone)]
+pub struct Poller {
+    tx: mpsc::UnboundedSender<Ask>,
+}
+
+impl Poller {
+    /// Starts the poller task for `host`.
+    pub fn spawn(host: HostConfig) -> Poller {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(run(Client::new(host), rx));
+        Poller { tx }
+    }
+
+    /// This host's record of `service`, or why there is none.
+    pub async fn get(&self, service: &str, limit: Duration) -> Result<Record, CallError> {
+        let (reply, answer) = oneshot::channel();
+        let ask = Ask {
+            service: service.to_string(),
+            limit,
+            reply,
+        };
+        if self.tx.send(ask).is_err() {
+            return Err(CallError::NoAnswer("poller stopped".into()));
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(CallError::NoAnswer("poller stopped".into())))
+    }
+}
+
+async fn run(mut client: Client, mut rx: mpsc::UnboundedReceiver<Ask>) {
+    while let Some(first) = rx.recv().await {
+        tokio::time::sleep(GATHER).await;
+        let mut asks = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            asks.push(more);
+        }
+        let limit = asks.iter().map(|a| a.limit).min().unwrap_or(GATHER);
+        let mut names: Vec<String> = asks.iter().map(|a| a.service.clone()).collect();
+        names.sort();
+        names.dedup();
+        let mut answers: BTreeMap<String, Result<Record, CallError>> =
+            client.get(&names, limit).await.into_iter().collect();
+        for ask in asks {
+            let answer = match answers.get(&ask.service) {
+                Some(Ok(r)) => Ok(r.clone()),
+                Some(Err(e)) => Err(e.clone()),
+                None => Err(CallError::NoAnswer("missing from the reply".into())),
+            };
+            let _ = ask.reply.send(answer);
+        }
+        answers.clear();
+    }
+}

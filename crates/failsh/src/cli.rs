@@ -1,0 +1,127 @@
+//! failsh's command line, as the original's plus long forms.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// A named subsystem whose log level `-d` raises (a `tracing` target).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Facility {
+    /// Decisions and state changes of each service.
+    Engine,
+    /// Hook calls, their durations and results.
+    Hook,
+    /// The config and its reloads.
+    Config,
+    /// The monitor and debug ports.
+    Monitor,
+}
+
+impl Facility {
+    pub fn target(self) -> &'static str {
+        match self {
+            Facility::Engine => "engine",
+            Facility::Hook => "hook",
+            Facility::Config => "config",
+            Facility::Monitor => "monitor",
+        }
+    }
+}
+
+/// failsh — the failover shell.
+///
+/// Runs a per-host Lua config that declares services, their masters and
+/// slaves and start/stop/reclaim/check hooks; polls the faild of every master
+/// and slave at each service's interval and starts, stops or reclaims the
+/// local service, recording the result in the local faild.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "failsh", version, about, long_about = None, after_help = AFTER_HELP)]
+pub struct Cli {
+    /// The Lua config (mandatory).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Check the config and exit: 0 if it loads, 1 with `file:line: message`.
+    #[arg(short = 't', long = "test")]
+    pub test: bool,
+
+    /// Stay in the foreground and log to stderr.
+    #[arg(short = 'F', long)]
+    pub foreground: bool,
+
+    /// Raise the log level of one facility (repeatable; twice = trace).
+    #[arg(short = 'd', long = "debug", value_name = "FACILITY")]
+    pub debug: Vec<Facility>,
+
+    /// Write the process id here; removed at exit.
+    #[arg(short = 'i', long = "pid-file", value_name = "FILE")]
+    pub pid_file: Option<PathBuf>,
+
+    /// SIGINT dumps the full state here (a FIFO stays open between dumps).
+    #[arg(
+        short = 'l',
+        long = "dump-file",
+        value_name = "FILE",
+        default_value = "/var/tmp/failsh.dump"
+    )]
+    pub dump_file: PathBuf,
+
+    /// Monitor port: a snapshot of every service for each connection.
+    #[arg(
+        short = 'm',
+        long = "monitor-port",
+        value_name = "PORT",
+        default_value_t = 1848
+    )]
+    pub monitor_port: u16,
+
+    /// Debug port (off unless given): the snapshot, after the community.
+    #[arg(short = 'D', long = "debug-port", value_name = "PORT")]
+    pub debug_port: Option<u16>,
+
+    /// Community a debug-port client must send first.
+    #[arg(short = 'c', long, default_value = "public")]
+    pub community: String,
+
+    /// Address the monitor and debug ports listen on.
+    #[arg(
+        short = 'a',
+        long = "address",
+        value_name = "ADDR",
+        default_value = "127.0.0.1"
+    )]
+    pub address: IpAddr,
+}
+
+const AFTER_HELP: &str = "\
+Log facilities for -d: engine, hook, config, monitor.
+Signals: SIGHUP reloads the config (a broken one keeps the old running); SIGINT dumps the
+state to the dump file; SIGTERM stops failsh without touching the services.
+Exit status: 0 clean stop or config OK; 1 config error or start-up failure; 2 bad arguments.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worked_example_command_line() {
+        let cli = Cli::try_parse_from([
+            "failsh",
+            "-f",
+            "/opt/AFMfail/etc/lukretia.tcl",
+            "-i",
+            "/var/run/failsh.pid",
+            "-m",
+            "1848",
+            "-D",
+            "1849",
+        ])
+        .unwrap();
+        assert_eq!(cli.monitor_port, 1848);
+        assert_eq!(cli.debug_port, Some(1849));
+        assert!(!cli.foreground && !cli.test);
+        assert!(Cli::try_parse_from(["failsh"]).is_err(), "-f is mandatory");
+        assert!(Cli::try_parse_from(["failsh", "-f", "x", "-d", "bogus"]).is_err());
+    }
+}

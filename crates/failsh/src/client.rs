@@ -1,0 +1,228 @@
+//! Talking to a faild: batched GETs for polling, SETs for the local record.
+//! One client per host, reused across polls (a TCP connection stays open).
+
+use std::io;
+use std::time::Duration;
+
+use failover::Record;
+use failover::State;
+use failover::proto::{
+    ErrorCode, Header, Item, MAX_GET_NAMES, Op, Origin, ProtoError, Reply, Request, get_batches,
+};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpStream, UdpSocket};
+
+use crate::config::{HostConfig, Protocol};
+
+/// Names per UDP GET: replies must fit in one 1,400-byte datagram.
+const UDP_NAMES: usize = 12;
+
+/// Why a call got no usable answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    /// No answer in time, refused, or the connection broke: the host is
+    /// INDOUBT.
+    #[error("no answer: {0}")]
+    NoAnswer(String),
+    /// faild answered with an error: the host is alive.
+    #[error("{0}")]
+    Refused(ProtoError),
+}
+
+/// A faild, as one host's config describes it.
+#[derive(Debug)]
+pub struct Client {
+    host: HostConfig,
+    tcp: Option<BufReader<TcpStream>>,
+    next_id: u64,
+}
+
+impl Client {
+    pub fn new(host: HostConfig) -> Client {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        Client {
+            host,
+            tcp: None,
+            next_id: seed ^ u64::from(std::process::id()) << 32,
+        }
+    }
+
+    pub fn host(&self) -> &HostConfig {
+        &self.host
+    }
+
+    /// Reads `names`; each answer in order. A whole-request failure is
+    /// returned as the error for every name.
+    pub async fn get(
+        &mut self,
+        names: &[String],
+        limit: Duration,
+    ) -> Vec<(String, Result<Record, CallError>)> {
+        let per = match self.host.protocol {
+            Protocol::Tcp => MAX_GET_NAMES,
+            Protocol::Udp => UDP_NAMES,
+        };
+        let mut out = Vec::with_capacity(names.len());
+        let deadline = tokio::time::Instant::now() + limit;
+        for batch in get_batches(names, &self.host.community, per) {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.call(Op::Get(batch.clone()), left).await {
+                Ok(Reply::Items { items, .. }) => {
+                    for item in items {
+                        out.push(match item {
+                            Item::Found(n, r) => (n, Ok(r)),
+                            Item::Missing(n, code) => {
+                                (n, Err(CallError::Refused(ProtoError::new(None, code, ""))))
+                            }
+                        });
+                    }
+                }
+                Ok(Reply::Error(e)) => out.extend(
+                    batch
+                        .into_iter()
+                        .map(|n| (n, Err(CallError::Refused(e.clone())))),
+                ),
+                Err(e) => {
+                    let msg = e.to_string();
+                    out.extend(
+                        batch
+                            .into_iter()
+                            .map(|n| (n, Err(CallError::NoAnswer(msg.clone())))),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// Writes `state` for `service` as failsh.
+    pub async fn set(
+        &mut self,
+        service: &str,
+        state: State,
+        limit: Duration,
+    ) -> Result<Record, CallError> {
+        let op = Op::Set {
+            service: service.to_string(),
+            state,
+            backup: None,
+            origin: Origin::Failsh,
+        };
+        match self.call(op, limit).await {
+            Ok(Reply::Items { mut items, .. }) => match items.pop() {
+                Some(Item::Found(_, r)) => Ok(r),
+                _ => Err(CallError::NoAnswer("empty reply to SET".into())),
+            },
+            Ok(Reply::Error(e)) => Err(CallError::Refused(e)),
+            Err(e) => Err(CallError::NoAnswer(e.to_string())),
+        }
+    }
+
+    async fn call(&mut self, op: Op, limit: Duration) -> io::Result<Reply> {
+        self.next_id = self.next_id.wrapping_add(1);
+        let req = Request {
+            id: self.next_id,
+            community: self.host.community.clone(),
+            op,
+        };
+        let result = tokio::time::timeout(limit, async {
+            match self.host.protocol {
+                Protocol::Tcp => self.tcp_call(&req).await,
+                Protocol::Udp => self.udp_call(&req, limit).await,
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no reply within {limit:?}"),
+            ))
+        });
+        if result.is_err() {
+            self.tcp = None; // a half-read reply must not be taken for the next one
+        }
+        result
+    }
+
+    fn target(&self) -> String {
+        match self.host.address.contains(':') {
+            true => format!("[{}]:{}", self.host.address, self.host.port),
+            false => format!("{}:{}", self.host.address, self.host.port),
+        }
+    }
+
+    async fn tcp_call(&mut self, req: &Request) -> io::Result<Reply> {
+        if self.tcp.is_none() {
+            let stream = TcpStream::connect(self.target()).await?;
+            stream.set_nodelay(true)?;
+            self.tcp = Some(BufReader::new(stream));
+        }
+        let conn = self.tcp.as_mut().expect("connected above");
+        conn.get_mut().write_all(req.encode().as_bytes()).await?;
+        let mut line = String::new();
+        if conn.read_line(&mut line).await? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed",
+            ));
+        }
+        let mut text = line.clone();
+        if let Header::Items { count, .. } = Header::parse(&line).map_err(io::Error::other)? {
+            for _ in 0..count {
+                line.clear();
+                conn.read_line(&mut line).await?;
+                text.push_str(&line);
+            }
+        }
+        let reply = Reply::decode(&text).map_err(io::Error::other)?;
+        check_id(&reply, req.id)?;
+        Ok(reply)
+    }
+
+    /// Sends the request, resending every quarter of the limit until a reply
+    /// with its id arrives.
+    async fn udp_call(&mut self, req: &Request, limit: Duration) -> io::Result<Reply> {
+        let target = tokio::net::lookup_host(self.target())
+            .await?
+            .next()
+            .ok_or_else(|| io::Error::other("no address"))?;
+        let bind = if target.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        };
+        let socket = UdpSocket::bind(bind).await?;
+        socket.connect(target).await?;
+        let text = req.encode();
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            socket.send(text.as_bytes()).await?;
+            let wait = (limit / 4).max(Duration::from_millis(5));
+            if let Ok(n) = tokio::time::timeout(wait, socket.recv(&mut buf)).await {
+                let n = n?;
+                let Ok(reply) = Reply::decode(&String::from_utf8_lossy(&buf[..n])) else {
+                    continue;
+                };
+                if reply.id() == Some(req.id) || reply.id().is_none() {
+                    // A GET too large for one datagram is refused whole; the
+                    // batches above are sized to avoid that.
+                    return Ok(reply);
+                }
+            }
+        }
+    }
+}
+
+fn check_id(reply: &Reply, id: u64) -> io::Result<()> {
+    match reply.id() {
+        Some(got) if got != id => Err(io::Error::other(format!("reply id {got} for request {id}"))),
+        _ => Ok(()),
+    }
+}
+
+/// Whether an error answer means "that host never claimed the service".
+pub fn is_no_such(e: &CallError) -> bool {
+    matches!(e, CallError::Refused(p) if p.code == ErrorCode::NoSuch)
+}

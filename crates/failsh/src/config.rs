@@ -1,0 +1,250 @@
+//! Loading a failsh config: a Lua script that declares services with
+//! `failsvc` and peer parameters with `failhost`, as the original's Tcl
+//! script did with the commands of the same names.
+//!
+//! The script runs once; what it declared becomes plain data ([`Config`])
+//! that the driver can compare on SIGHUP, and the hook functions stay in the
+//! Lua state inside [`Hooks`]. Both the worked example's line-by-line style
+//! and a table style are accepted:
+//!
+//! ```lua
+//! failsvc("vip", "create")
+//! failsvc("vip", "interval", 5)
+//! failsvc("vip", "start", startservice)  -- a function, or a global's name
+//! failsvc("vip", "masters", "lukretia")  -- names, or a table of names
+//! failhost("lukretia", "community", "public")
+//!
+//! failsvc{ name = "www", interval = 0.5, slaves = {"macbeth"},
+//!          start = function() ... end, stop = function() ... end }
+//! failhost{ name = "macbeth", address = "127.0.0.3", protocol = "udp" }
+//! ```
+//!
+//! Every error is one line, `file:line: message`.
+
+mod api;
+mod draft;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use crate::hooks::{Engine, Hooks};
+
+/// Heartbeat interval of a service that does not set one (the worked
+/// example's value).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+/// Without an explicit timeout, a peer stays INDOUBT for this many intervals
+/// before it counts as FAIL: long enough to ride out two lost polls.
+pub const DEFAULT_TIMEOUT_INTERVALS: u32 = 3;
+/// Time limit of each hook call unless the service sets one.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(60);
+/// Community sent to a faild unless the host sets one.
+pub const DEFAULT_COMMUNITY: &str = "public";
+/// The pseudo-host naming the local faild; it always exists in a [`Config`].
+pub const LOCALHOST: &str = "localhost";
+/// Address of [`LOCALHOST`] unless the config sets one.
+pub const LOCALHOST_ADDRESS: &str = "127.0.0.1";
+/// How long the config script may run (it may call `exec`).
+pub const LOAD_TIME_LIMIT: Duration = Duration::from_secs(60);
+
+/// A loaded config as plain data. Two loads of the same file compare equal
+/// (apart from hook code, which lives in [`Hooks`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Services by name.
+    pub services: BTreeMap<String, ServiceConfig>,
+    /// Every host named in a masters or slaves list or by `failhost`, and
+    /// [`LOCALHOST`]; hosts not configured by `failhost` have the defaults.
+    pub hosts: BTreeMap<String, HostConfig>,
+    /// The config file, as given to [`load`].
+    pub file: PathBuf,
+}
+
+impl Config {
+    /// How to reach the local faild.
+    pub fn localhost(&self) -> &HostConfig {
+        &self.hosts[LOCALHOST]
+    }
+}
+
+/// One service, as declared by `failsvc`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    pub name: String,
+    /// How often peers are polled and the local state is decided.
+    pub interval: Duration,
+    /// How long a peer may stay INDOUBT before it counts as FAIL; never
+    /// shorter than `interval`.
+    pub timeout: Duration,
+    /// Time limit of each hook call.
+    pub hook_timeout: Duration,
+    /// Hosts superior to this one, in config order, without duplicates.
+    pub masters: Vec<String>,
+    /// Hosts inferior to this one, in config order, without duplicates.
+    pub slaves: Vec<String>,
+    /// Which hooks are defined (start and stop always are).
+    pub hooks: HookSet,
+}
+
+/// Which hooks a service defines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HookSet {
+    pub start: bool,
+    pub stop: bool,
+    pub reclaim: bool,
+    pub check: bool,
+}
+
+/// How to reach one host's faild.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostConfig {
+    pub name: String,
+    /// Host name or IP address to connect to; defaults to the name
+    /// ([`LOCALHOST_ADDRESS`] for [`LOCALHOST`]).
+    pub address: String,
+    /// Defaults to [`failover::DEFAULT_PORT`].
+    pub port: u16,
+    pub protocol: Protocol,
+    /// Defaults to [`DEFAULT_COMMUNITY`].
+    pub community: String,
+}
+
+impl HostConfig {
+    /// A host nobody configured.
+    fn implicit(name: &str) -> Self {
+        let address = if name == LOCALHOST {
+            LOCALHOST_ADDRESS
+        } else {
+            name
+        };
+        Self {
+            name: name.to_string(),
+            address: address.to_string(),
+            port: failover::DEFAULT_PORT,
+            protocol: Protocol::Tcp,
+            community: DEFAULT_COMMUNITY.to_string(),
+        }
+    }
+}
+
+/// Transport to a faild.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = String;
+
+    /// `tcp` or `udp`, in any case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("tcp") {
+            Ok(Protocol::Tcp)
+        } else if s.eq_ignore_ascii_case("udp") {
+            Ok(Protocol::Udp)
+        } else {
+            Err(format!("protocol {s:?} is neither tcp nor udp"))
+        }
+    }
+}
+
+/// Why a config could not be loaded: one line, `file:line: message`
+/// whenever a line is known, else `file: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// Reads and runs the config at `path`.
+///
+/// Blocking: it reads the file and runs the script, which may call `exec`,
+/// for up to [`LOAD_TIME_LIMIT`]. It runs the script on a thread of its own
+/// with a private runtime, so it may be called from plain code or from
+/// inside a tokio runtime (from async code, prefer `spawn_blocking`). The
+/// returned [`Hooks`] are then called on the caller's runtime.
+pub fn load(path: &Path) -> Result<(Config, Hooks), ConfigError> {
+    load_within(path, LOAD_TIME_LIMIT)
+}
+
+fn load_within(path: &Path, limit: Duration) -> Result<(Config, Hooks), ConfigError> {
+    std::thread::scope(|scope| {
+        let loader = scope.spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| {
+                    ConfigError(format!("{}: cannot start a runtime: {e}", path.display()))
+                })?;
+            runtime.block_on(run_script(path, limit))
+        });
+        loader
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
+async fn run_script(path: &Path, limit: Duration) -> Result<(Config, Hooks), ConfigError> {
+    let file = path.display();
+    let source = std::fs::read(path).map_err(|e| ConfigError(format!("{file}: {e}")))?;
+    let engine = Engine::new(path).map_err(|e| ConfigError(format!("{file}: {e}")))?;
+    let lua_error = |e: mlua::Error| ConfigError(engine.locator.one_line(&e));
+    let draft = Arc::new(Mutex::new(draft::Draft::default()));
+    api::install(&engine, &draft).map_err(lua_error)?;
+    let chunk = engine
+        .lua
+        .load(&source[..])
+        .set_name(engine.locator.chunk_name())
+        .set_mode(mlua::chunk::ChunkMode::Text)
+        .into_function()
+        .map_err(lua_error)?;
+    engine
+        .run(&chunk, "config", limit)
+        .await
+        .map_err(|e| match e {
+            crate::hooks::RunError::Lua(e) => lua_error(e),
+            crate::hooks::RunError::TimedOut => ConfigError(format!(
+                "{file}: the config did not finish within {} s",
+                limit.as_secs_f64()
+            )),
+        })?;
+    api::uninstall(&engine).map_err(lua_error)?;
+    let draft = std::mem::take(&mut *draft.lock().unwrap_or_else(PoisonError::into_inner));
+    let (config, table) = draft.finish(&engine.lua, path).map_err(ConfigError)?;
+    Ok((config, Hooks::new(engine, table)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_that_never_finishes_is_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("spin.lua");
+        std::fs::write(&file, "failsvc('vip', 'create')\nwhile true do end\n").unwrap();
+        let err = load_within(&file, Duration::from_millis(200))
+            .err()
+            .unwrap();
+        let expected = format!("{}: the config did not finish within 0.2 s", file.display());
+        assert_eq!(err, ConfigError(expected));
+    }
+
+    #[test]
+    fn protocol_names() {
+        assert_eq!("Udp".parse(), Ok(Protocol::Udp));
+        assert_eq!(Protocol::Tcp.to_string(), "tcp");
+        assert!("sctp".parse::<Protocol>().is_err());
+    }
+}

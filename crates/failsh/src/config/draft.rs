@@ -1,0 +1,166 @@
+//! What the script declared so far, and the checks once it has finished.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use mlua::{Function, Lua, Value};
+
+use super::{
+    Config, DEFAULT_HOOK_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_TIMEOUT_INTERVALS, HookSet, HostConfig,
+    LOCALHOST, ServiceConfig,
+};
+use crate::hooks::HookKind;
+
+/// Declarations collected while the script runs.
+#[derive(Default)]
+pub(super) struct Draft {
+    pub(super) services: BTreeMap<String, ServiceDraft>,
+    /// Hosts configured with `failhost`.
+    pub(super) hosts: BTreeMap<String, HostConfig>,
+}
+
+/// A service as declared so far. `at` fields are `file:line` of the call.
+pub(super) struct ServiceDraft {
+    /// Where the service was created; post-script errors point here.
+    pub(super) at: String,
+    /// Creation order, so post-script errors come in file order.
+    seq: usize,
+    pub(super) interval: Option<Duration>,
+    /// The timeout and where it was set (a timeout shorter than the interval
+    /// is reported there).
+    pub(super) timeout: Option<(Duration, String)>,
+    pub(super) hook_timeout: Option<Duration>,
+    pub(super) masters: Vec<String>,
+    pub(super) slaves: Vec<String>,
+    pub(super) hooks: [Option<HookRef>; 4],
+}
+
+/// A hook as given to `failsvc`.
+pub(super) enum HookRef {
+    Function(Function),
+    /// The name of a global function, looked up once the script has run (so
+    /// it may be defined after the `failsvc` call), and where it was given.
+    Global {
+        name: String,
+        at: String,
+    },
+}
+
+impl ServiceDraft {
+    pub(super) fn new(at: String, seq: usize) -> Self {
+        Self {
+            at,
+            seq,
+            interval: None,
+            timeout: None,
+            hook_timeout: None,
+            masters: Vec::new(),
+            slaves: Vec::new(),
+            hooks: Default::default(),
+        }
+    }
+}
+
+/// Hook functions per service, indexed by `HookKind as usize`.
+pub(super) type HookTable = BTreeMap<String, [Option<Function>; 4]>;
+
+impl Draft {
+    /// Checks what the script declared and resolves hook names; errors are
+    /// `file:line: message`, reported in the order the services were
+    /// created.
+    pub(super) fn finish(self, lua: &Lua, file: &Path) -> Result<(Config, HookTable), String> {
+        let mut drafts: Vec<_> = self.services.into_iter().collect();
+        drafts.sort_by_key(|(_, d)| d.seq);
+        let mut services = BTreeMap::new();
+        let mut table = HookTable::new();
+        for (name, draft) in drafts {
+            let (service, hooks) = finish_service(lua, name, draft)?;
+            table.insert(service.name.clone(), hooks);
+            services.insert(service.name.clone(), service);
+        }
+        let mut hosts = self.hosts;
+        let named = services
+            .values()
+            .flat_map(|s: &ServiceConfig| s.masters.iter().chain(&s.slaves))
+            .map(String::as_str)
+            .chain([LOCALHOST]);
+        for name in named {
+            hosts
+                .entry(name.to_string())
+                .or_insert_with(|| HostConfig::implicit(name));
+        }
+        let config = Config {
+            services,
+            hosts,
+            file: file.to_path_buf(),
+        };
+        Ok((config, table))
+    }
+}
+
+fn finish_service(
+    lua: &Lua,
+    name: String,
+    draft: ServiceDraft,
+) -> Result<(ServiceConfig, [Option<Function>; 4]), String> {
+    let at = &draft.at;
+    let fail = |message: String| Err(format!("{at}: service {name:?}: {message}"));
+    for kind in [HookKind::Start, HookKind::Stop] {
+        if draft.hooks[kind as usize].is_none() {
+            return fail(format!("no {kind} hook"));
+        }
+    }
+    if let Some(host) = draft.masters.iter().find(|h| draft.slaves.contains(h)) {
+        return fail(format!("host {host:?} is both master and slave"));
+    }
+    let interval = draft.interval.unwrap_or(DEFAULT_INTERVAL);
+    let timeout = match draft.timeout {
+        Some((timeout, at)) if timeout < interval => {
+            return Err(format!(
+                "{at}: service {name:?}: timeout {} s is shorter than the interval {} s",
+                timeout.as_secs_f64(),
+                interval.as_secs_f64()
+            ));
+        }
+        Some((timeout, _)) => timeout,
+        None => interval * DEFAULT_TIMEOUT_INTERVALS,
+    };
+    let mut hooks: [Option<Function>; 4] = Default::default();
+    for ((slot, given), kind) in hooks.iter_mut().zip(draft.hooks).zip(HookKind::ALL) {
+        *slot = given.map(|h| resolve(lua, &name, kind, h)).transpose()?;
+    }
+    let defined = |kind: HookKind| hooks[kind as usize].is_some();
+    let set = HookSet {
+        start: defined(HookKind::Start),
+        stop: defined(HookKind::Stop),
+        reclaim: defined(HookKind::Reclaim),
+        check: defined(HookKind::Check),
+    };
+    let service = ServiceConfig {
+        name,
+        interval,
+        timeout,
+        hook_timeout: draft.hook_timeout.unwrap_or(DEFAULT_HOOK_TIMEOUT),
+        masters: draft.masters,
+        slaves: draft.slaves,
+        hooks: set,
+    };
+    Ok((service, hooks))
+}
+
+fn resolve(lua: &Lua, service: &str, kind: HookKind, hook: HookRef) -> Result<Function, String> {
+    match hook {
+        HookRef::Function(f) => Ok(f),
+        HookRef::Global { name, at } => match lua.globals().raw_get::<Value>(name.as_str()) {
+            Ok(Value::Function(f)) => Ok(f),
+            Ok(other) => Err(format!(
+                "{at}: service {service:?}: {kind} hook {name:?} is not a global function (it is {})",
+                other.type_name()
+            )),
+            Err(e) => Err(format!(
+                "{at}: service {service:?}: {kind} hook {name:?}: {e}"
+            )),
+        },
+    }
+}

@@ -1,0 +1,333 @@
+//! The running failsh: one task per service driving its
+//! [`Machine`](failover::machine::Machine) with real time, real polls of the
+//! failds and real hooks; a config reload swaps definitions under the tasks.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use failover::State;
+use failover::machine::{
+    Command, HookKind, HookResult, LocalAnswer, Machine, Note, Params, PeerAnswer,
+};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::batcher::Poller;
+use crate::client::{CallError, Client, is_no_such};
+use crate::config::{Config, ServiceConfig};
+use crate::hooks::{self, HookError, HookOutcome, Hooks};
+
+/// The definitions in force: replaced whole by a reload.
+struct Current {
+    config: Config,
+    hooks: Hooks,
+    pollers: BTreeMap<String, Poller>,
+    /// Writes to the local faild, one at a time.
+    writer: Arc<tokio::sync::Mutex<Client>>,
+}
+
+/// All services of this host.
+pub struct Engine {
+    current: RwLock<Arc<Current>>,
+    machines: Mutex<BTreeMap<String, Arc<Mutex<Machine>>>>,
+    epoch: Instant,
+    shutdown: CancellationToken,
+}
+
+/// The local faild's pseudo-host.
+pub const LOCALHOST: &str = "localhost";
+
+fn params(s: &ServiceConfig) -> Params {
+    Params {
+        masters: s.masters.clone(),
+        slaves: s.slaves.clone(),
+        timeout: s.timeout,
+        has_check: s.hooks.check,
+    }
+}
+
+/// Per-call limit of a poll: below the interval, so a dead peer never makes
+/// a service miss its next tick.
+fn call_limit(interval: Duration) -> Duration {
+    (interval / 2).clamp(Duration::from_millis(20), Duration::from_secs(2))
+}
+
+impl Current {
+    fn new(config: Config, hooks: Hooks) -> Current {
+        let pollers = config
+            .hosts
+            .iter()
+            .map(|(name, host)| (name.clone(), Poller::spawn(host.clone())))
+            .collect();
+        let local = config
+            .hosts
+            .get(LOCALHOST)
+            .cloned()
+            .expect("the config always defines localhost");
+        Current {
+            writer: Arc::new(tokio::sync::Mutex::new(Client::new(local))),
+            config,
+            hooks,
+            pollers,
+        }
+    }
+}
+
+impl Engine {
+    /// Starts a task for every service of `config`.
+    pub fn start(config: Config, hooks: Hooks, shutdown: CancellationToken) -> Arc<Engine> {
+        let engine = Arc::new(Engine {
+            current: RwLock::new(Arc::new(Current::new(config, hooks))),
+            machines: Mutex::new(BTreeMap::new()),
+            epoch: Instant::now(),
+            shutdown,
+        });
+        let names: Vec<String> = engine.current().config.services.keys().cloned().collect();
+        for name in names {
+            engine.spawn_service(name);
+        }
+        engine
+    }
+
+    fn current(&self) -> Arc<Current> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn spawn_service(self: &Arc<Self>, name: String) {
+        let Some(cfg) = self.current().config.services.get(&name).cloned() else {
+            return;
+        };
+        let machine = Arc::new(Mutex::new(Machine::new(params(&cfg))));
+        self.machines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.clone(), machine.clone());
+        tokio::spawn(self.clone().run_service(name, machine));
+    }
+
+    /// Replaces the definitions. Unchanged services go on untouched, changed
+    /// ones get their new hooks and timings without a stop, removed ones are
+    /// no longer managed (left as they are), new ones start being managed.
+    pub fn reload(self: &Arc<Self>, config: Config, hooks: Hooks) -> String {
+        let old = self.current();
+        let (mut added, mut changed, mut removed) = (vec![], vec![], vec![]);
+        for (name, svc) in &config.services {
+            match old.config.services.get(name) {
+                None => added.push(name.clone()),
+                Some(o) if o != svc => changed.push(name.clone()),
+                Some(_) => {}
+            }
+        }
+        for name in old.config.services.keys() {
+            if !config.services.contains_key(name) {
+                removed.push(name.clone());
+            }
+        }
+        {
+            let machines = self.machines.lock().unwrap_or_else(|p| p.into_inner());
+            for name in &changed {
+                if let (Some(m), Some(svc)) = (machines.get(name), config.services.get(name)) {
+                    m.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .reconfigure(params(svc));
+                }
+            }
+        }
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) =
+            Arc::new(Current::new(config, hooks));
+        for name in &added {
+            self.spawn_service(name.clone());
+        }
+        format!(
+            "{} added, {} changed, {} no longer managed (left as they are){}",
+            added.len(),
+            changed.len(),
+            removed.len(),
+            if removed.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", removed.join(", "))
+            }
+        )
+    }
+
+    async fn run_service(self: Arc<Self>, name: String, machine: Arc<Mutex<Machine>>) {
+        loop {
+            let current = self.current();
+            let Some(cfg) = current.config.services.get(&name).cloned() else {
+                info!(target: "engine", "{name}: no longer in the config: no longer managed, left as it is");
+                self.machines
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&name);
+                return;
+            };
+            // Ticks are aligned to multiples of the interval, so services on
+            // the same interval poll together and share one GET per peer.
+            let now = self.epoch.elapsed();
+            let i = cfg.interval.as_nanos().max(1);
+            let next = Duration::from_nanos(((now.as_nanos() / i + 1) * i) as u64);
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(next - now) => {}
+            }
+            self.tick(&name, &cfg, &current, &machine).await;
+        }
+    }
+
+    async fn tick(
+        &self,
+        name: &str,
+        cfg: &ServiceConfig,
+        current: &Current,
+        machine: &Mutex<Machine>,
+    ) {
+        let limit = call_limit(cfg.interval);
+        let mut polls = JoinSet::new();
+        for (i, host) in std::iter::once(LOCALHOST)
+            .chain(cfg.masters.iter().chain(&cfg.slaves).map(String::as_str))
+            .enumerate()
+        {
+            let Some(poller) = current.pollers.get(host).cloned() else {
+                continue;
+            };
+            let service = name.to_string();
+            polls.spawn(async move { (i, poller.get(&service, limit).await) });
+        }
+        let mut answers: Vec<(usize, Result<failover::Record, CallError>)> = polls.join_all().await;
+        answers.sort_by_key(|(i, _)| *i);
+        let mut answers = answers.into_iter().map(|(_, a)| a);
+        let local = match answers.next() {
+            Some(Ok(r)) => LocalAnswer::Record(r),
+            Some(Err(e)) if is_no_such(&e) => LocalAnswer::NoSuch,
+            Some(Err(e)) => LocalAnswer::Unavailable(e.to_string()),
+            None => LocalAnswer::Unavailable("no localhost in the config".into()),
+        };
+        let peers: Vec<(String, PeerAnswer)> = cfg
+            .masters
+            .iter()
+            .chain(&cfg.slaves)
+            .cloned()
+            .zip(answers)
+            .map(|(host, a)| {
+                let answer = match a {
+                    Ok(r) => PeerAnswer::Record(r),
+                    Err(e) if is_no_such(&e) => PeerAnswer::NoSuch,
+                    Err(CallError::Refused(e)) => PeerAnswer::Error(e.to_string()),
+                    Err(CallError::NoAnswer(_)) => PeerAnswer::NoAnswer,
+                };
+                (host, answer)
+            })
+            .collect();
+        let now = self.epoch.elapsed();
+        let mut step = machine
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .on_poll(now, local, &peers);
+        loop {
+            for note in &step.notes {
+                match note {
+                    Note::Info(m) => info!(target: "engine", "{name}: {m}"),
+                    Note::Warn(m) => warn!(target: "engine", "{name}: {m}"),
+                }
+            }
+            let Some(command) = step.command else {
+                return;
+            };
+            step = match command {
+                Command::Write(state) => {
+                    let result =
+                        write(current, name, state, limit.max(Duration::from_secs(1))).await;
+                    machine
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .on_written(result)
+                }
+                Command::Run(kind) => {
+                    let started = Instant::now();
+                    let result = current
+                        .hooks
+                        .call(name, hook_kind(kind), cfg.hook_timeout)
+                        .await;
+                    info!(target: "hook", "{name}: {kind:?} hook took {:.3}s: {}", started.elapsed().as_secs_f64(), describe(&result));
+                    machine
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .on_hook(hook_result(result))
+                }
+            };
+        }
+    }
+
+    /// A text snapshot, one line per service (the monitor port and the
+    /// SIGINT dump).
+    pub fn snapshot(&self) -> String {
+        let now = self.epoch.elapsed();
+        let machines = self
+            .machines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut out = String::new();
+        for (name, m) in machines {
+            let s = m.lock().unwrap_or_else(|p| p.into_inner()).status(now);
+            let local = match &s.local {
+                Some(LocalAnswer::Record(r)) => r.state.to_string(),
+                Some(LocalAnswer::NoSuch) => "NOSUCH".into(),
+                Some(LocalAnswer::Unavailable(_)) => "UNAVAILABLE".into(),
+                None => "-".into(),
+            };
+            let peers: Vec<String> = s.peers.iter().map(|(h, v)| format!("{h}={v}")).collect();
+            let _ = writeln!(
+                out,
+                "{name} local={local} running={} reclaim={} busy={} peers=[{}] decision=\"{}\"",
+                if s.running { "yes" } else { "no" },
+                if s.reclaim { "yes" } else { "no" },
+                s.busy.as_deref().unwrap_or("-"),
+                peers.join(", "),
+                s.last.as_ref().map_or("", |d| d.reason.as_str()),
+            );
+        }
+        out
+    }
+}
+
+async fn write(current: &Current, name: &str, state: State, limit: Duration) -> Result<(), String> {
+    let mut writer = current.writer.lock().await;
+    writer
+        .set(name, state, limit)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn hook_kind(kind: HookKind) -> hooks::HookKind {
+    match kind {
+        HookKind::Start => hooks::HookKind::Start,
+        HookKind::Stop => hooks::HookKind::Stop,
+        HookKind::Reclaim => hooks::HookKind::Reclaim,
+        HookKind::Check => hooks::HookKind::Check,
+    }
+}
+
+fn hook_result(result: Result<HookOutcome, HookError>) -> HookResult {
+    match result {
+        Ok(HookOutcome::State(s)) => HookResult::State(s),
+        Ok(HookOutcome::Healthy(h)) => HookResult::Healthy(h),
+        Err(e) => HookResult::Failed(e.to_string()),
+    }
+}
+
+fn describe(result: &Result<HookOutcome, HookError>) -> String {
+    match result {
+        Ok(HookOutcome::State(s)) => format!("returned {s}"),
+        Ok(HookOutcome::Healthy(h)) => format!("healthy: {h}"),
+        Err(e) => format!("FAILED: {e}"),
+    }
+}

@@ -1,0 +1,199 @@
+//! Calling the admin's hooks: the start, stop, reclaim and check functions a
+//! config gives `failsvc`.
+//!
+//! All hooks live in the one Lua state the config was loaded into, so they
+//! can share the config's locals and globals. [`Hooks::call`] runs a hook
+//! under a time limit; several services' hooks may be called at once from
+//! different tasks:
+//!
+//! * A hook waiting in `exec` does not hold the Lua state: `exec` is async,
+//!   so other hooks run meanwhile.
+//! * A hook busy in pure Lua gives the state up every couple of milliseconds
+//!   (see `engine`), so it slows other hooks down but does not stop them.
+//!   While it holds the state, a task calling another hook blocks its runtime
+//!   worker thread for up to that slice.
+//! * At the time limit, or when the future of `call` is dropped, the call is
+//!   abandoned, and every process group started by its `exec` calls is killed
+//!   with SIGKILL.
+//!
+//! Known limitation: Lua code cannot be interrupted inside a C function, and
+//! Lua can neither yield nor be stopped from inside one that calls back into
+//! Lua (e.g. a `string.gsub` replacement function spinning forever under a
+//! `pcall` in a loop). Hooks that merely loop, even under `pcall`, are stopped.
+
+mod engine;
+mod helpers;
+mod location;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use failover::State;
+use mlua::{Function, MultiValue, Value};
+
+pub(crate) use engine::{Engine, RunError};
+
+/// Which hook of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HookKind {
+    /// Brings the service up; returns the new state (normally UP).
+    Start,
+    /// Takes the service down; returns the new state (RECOVER on a slave,
+    /// FAIL on a master in the worked example).
+    Stop,
+    /// Re-announces a service that never stopped after an insane slave stood
+    /// down (e.g. a gratuitous ARP); returns the new state (normally UP).
+    Reclaim,
+    /// Health check while the service is UP; returns whether it is healthy.
+    Check,
+}
+
+impl HookKind {
+    pub const ALL: [HookKind; 4] = [
+        HookKind::Start,
+        HookKind::Stop,
+        HookKind::Reclaim,
+        HookKind::Check,
+    ];
+
+    /// The `failsvc` subcommand and table key naming this hook.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookKind::Start => "start",
+            HookKind::Stop => "stop",
+            HookKind::Reclaim => "reclaim",
+            HookKind::Check => "check",
+        }
+    }
+}
+
+impl fmt::Display for HookKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a hook call produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookOutcome {
+    /// The state returned by start, stop or reclaim, to be written to faild.
+    State(State),
+    /// The verdict of check: `true`, `nil` or no value is healthy, `false`
+    /// is not.
+    Healthy(bool),
+}
+
+/// Why a hook call did not produce an outcome. Every message is one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookError {
+    /// The service has no such hook (reclaim and check are optional), or no
+    /// such service is configured.
+    #[error("hook not defined")]
+    Missing,
+    /// A Lua error, including a failed `exec`: `file:line: message`.
+    #[error("{0}")]
+    Failed(String),
+    /// The hook ran longer than its time limit (the limit is given).
+    #[error("time limit of {} s exceeded", .0.as_secs_f64())]
+    TimedOut(Duration),
+    /// start/stop/reclaim returned something other than "UP", "RECOVER" or
+    /// "FAIL" (any case), or check returned something other than a boolean,
+    /// `nil` or nothing. A check that returns e.g. "ok" is taken as an error
+    /// rather than guessed healthy or not; the driver treats it as a failed
+    /// check, and the message says what came back.
+    #[error("{0}")]
+    BadResult(String),
+}
+
+/// The hooks of all services of one loaded config, with the Lua state they
+/// run in. Cheap to clone; `Send + Sync`.
+#[derive(Clone)]
+pub struct Hooks {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    /// Per service, its hooks indexed by `HookKind as usize`.
+    table: BTreeMap<String, [Option<Function>; 4]>,
+}
+
+impl Hooks {
+    pub(crate) fn new(engine: Engine, table: BTreeMap<String, [Option<Function>; 4]>) -> Self {
+        Self {
+            inner: Arc::new(Inner { engine, table }),
+        }
+    }
+
+    /// Calls the `kind` hook of `service`, giving up after `limit`
+    /// (normally the service's `hook_timeout`).
+    ///
+    /// Must be called within a tokio runtime with I/O and time enabled
+    /// (`exec` spawns processes and a reaper task on it); any flavour works.
+    /// Dropping the future abandons the hook like the time limit does.
+    pub async fn call(
+        &self,
+        service: &str,
+        kind: HookKind,
+        limit: Duration,
+    ) -> Result<HookOutcome, HookError> {
+        let func = self
+            .inner
+            .table
+            .get(service)
+            .and_then(|hooks| hooks[kind as usize].as_ref())
+            .ok_or(HookError::Missing)?;
+        let engine = &self.inner.engine;
+        let values = engine
+            .run(func, &format!("{service} {kind}"), limit)
+            .await
+            .map_err(|e| match e {
+                RunError::TimedOut => HookError::TimedOut(limit),
+                RunError::Lua(e) => HookError::Failed(engine.locator.one_line(&e)),
+            })?;
+        outcome(kind, values)
+    }
+}
+
+/// Interprets the values a hook returned (only the first counts).
+fn outcome(kind: HookKind, values: MultiValue) -> Result<HookOutcome, HookError> {
+    let first = values.into_iter().next().unwrap_or(Value::Nil);
+    if kind == HookKind::Check {
+        return match first {
+            Value::Nil | Value::Boolean(true) => Ok(HookOutcome::Healthy(true)),
+            Value::Boolean(false) => Ok(HookOutcome::Healthy(false)),
+            other => Err(HookError::BadResult(format!(
+                "check hook returned {}; expected true, false or nothing",
+                describe(&other)
+            ))),
+        };
+    }
+    let state = match &first {
+        Value::String(s) => State::from_str(&s.to_string_lossy()).ok(),
+        _ => None,
+    };
+    state.map(HookOutcome::State).ok_or_else(|| {
+        HookError::BadResult(format!(
+            "{kind} hook returned {}; expected \"UP\", \"RECOVER\" or \"FAIL\"",
+            describe(&first)
+        ))
+    })
+}
+
+/// A returned value for an error message.
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Nil => "nothing".to_string(),
+        Value::String(s) => format!("{:?}", s.to_string_lossy()),
+        Value::Boolean(_) | Value::Integer(_) | Value::Number(_) => {
+            let text = value.to_string().unwrap_or_default();
+            format!("{} {text}", value.type_name())
+        }
+        other => format!("a {}", other.type_name()),
+    }
+}

@@ -1,0 +1,180 @@
+//! The Lua state and how one function runs in it under a time limit.
+//!
+//! Every run (the config chunk, each hook call) gets its own Lua thread
+//! (coroutine) with its own instruction-count hook and deadline, so runs of
+//! different services can interleave on the one state without sharing a
+//! limit. The count hook does two jobs:
+//!
+//! * every [`SLICE`] of pure-Lua work it yields, so the run's future returns
+//!   `Pending` and other hooks get the state (mlua holds a lock on the state
+//!   while a future is being polled). A busy loop thus delays other hooks by
+//!   at most about one slice at a time, instead of until its limit.
+//! * past the deadline it yields (the surrounding `timeout_at` then fires and
+//!   drops the run), or, where Lua cannot yield (inside a C function such as
+//!   `string.gsub` calling back into Lua), raises a Lua error; it alternates
+//!   the two so a `pcall` cannot keep the run alive by catching the error.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Value, VmState};
+use tokio_util::sync::CancellationToken;
+
+use super::helpers;
+use super::location::Locator;
+
+/// How many VM instructions run between two looks at the clock.
+const INSTRUCTIONS: u32 = 1000;
+/// How long a run may keep the Lua state before it yields to other runs.
+const SLICE: Duration = Duration::from_millis(2);
+/// Longest time limit honoured; longer limits are cut to this (it keeps
+/// `Instant` arithmetic far from overflow).
+const MAX_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Why a run did not return values.
+#[derive(Debug)]
+pub(crate) enum RunError {
+    Lua(mlua::Error),
+    TimedOut,
+}
+
+/// The Lua state with failsh's helpers, and the runs in progress.
+pub(crate) struct Engine {
+    pub(crate) lua: Lua,
+    pub(crate) locator: Locator,
+    runs: Arc<Runs>,
+}
+
+impl Engine {
+    /// A state with the safe standard libraries `string`, `table`, `math` and
+    /// `utf8` (plus the base functions) and the helpers `exec`, `log` and
+    /// `hostname`. `os` and `io` are left out: `os.execute` and `io.popen`
+    /// would block the async runtime. `coroutine` is removed as well (mlua
+    /// loads it for its async functions): a coroutine created in Lua would run
+    /// without the time-limit hook.
+    pub(crate) fn new(path: &Path) -> mlua::Result<Self> {
+        let libs = StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8;
+        let lua = Lua::new_with(libs, LuaOptions::new())?;
+        let runs = Arc::new(Runs::default());
+        helpers::install(&lua, &runs)?;
+        lua.globals().raw_set("coroutine", Value::Nil)?;
+        let locator = Locator::new(&lua, path)?;
+        Ok(Self { lua, locator, runs })
+    }
+
+    /// Calls `func` without arguments in a fresh Lua thread, abandoning it
+    /// after `limit`. Whenever the returned future ends (values, error, time
+    /// limit, or dropped), the process groups of `exec` calls still running
+    /// in it are killed. `label` names the run in `log` output.
+    pub(crate) async fn run(
+        &self,
+        func: &Function,
+        label: &str,
+        limit: Duration,
+    ) -> Result<MultiValue, RunError> {
+        let start = Instant::now();
+        let deadline = start + limit.min(MAX_LIMIT);
+        let thread = self
+            .lua
+            .create_thread(func.clone())
+            .map_err(RunError::Lua)?;
+        thread
+            .set_hook(
+                HookTriggers::new().every_nth_instruction(INSTRUCTIONS),
+                clock(start, deadline),
+            )
+            .map_err(RunError::Lua)?;
+        let _run = self.runs.enter(thread.to_pointer() as usize, label);
+        let future = thread.into_async::<MultiValue>(()).map_err(RunError::Lua)?;
+        match tokio::time::timeout_at(deadline.into(), future).await {
+            Ok(Ok(values)) => Ok(values),
+            // An error at or after the deadline is the clock's own error, or
+            // one the limit would have preempted anyway.
+            Ok(Err(_)) if Instant::now() >= deadline => Err(RunError::TimedOut),
+            Ok(Err(e)) => Err(RunError::Lua(e)),
+            Err(_) => Err(RunError::TimedOut),
+        }
+    }
+}
+
+/// The instruction-count hook of one run (see the module docs).
+fn clock(
+    start: Instant,
+    deadline: Instant,
+) -> impl Fn(&Lua, &mlua::debug::Debug) -> mlua::Result<VmState> + Send + 'static {
+    let last_yield = AtomicU64::new(0);
+    // Past the deadline: whether the last attempt was a yield.
+    let yielded = AtomicBool::new(false);
+    move |_, _| {
+        let now = Instant::now();
+        if now >= deadline {
+            return if !yielded.fetch_xor(true, Ordering::Relaxed) {
+                Ok(VmState::Yield)
+            } else {
+                Err(mlua::Error::runtime("hook time limit exceeded"))
+            };
+        }
+        let elapsed = u64::try_from(now.duration_since(start).as_nanos()).unwrap_or(u64::MAX);
+        let slice = u64::try_from(SLICE.as_nanos()).unwrap_or(u64::MAX);
+        if elapsed.saturating_sub(last_yield.load(Ordering::Relaxed)) >= slice {
+            last_yield.store(elapsed, Ordering::Relaxed);
+            Ok(VmState::Yield)
+        } else {
+            Ok(VmState::Continue)
+        }
+    }
+}
+
+/// Runs in progress, keyed by their Lua thread, so `exec` can tell which run
+/// called it.
+#[derive(Default)]
+pub(crate) struct Runs(Mutex<HashMap<usize, Arc<Run>>>);
+
+/// One run in progress.
+pub(crate) struct Run {
+    /// Names the run in log lines: `config`, or `SERVICE HOOK`.
+    pub(crate) label: String,
+    /// Cancelled when the run ends; `exec` then kills its process group.
+    pub(crate) ended: CancellationToken,
+}
+
+impl Runs {
+    fn enter(self: &Arc<Self>, key: usize, label: &str) -> RunGuard {
+        let run = Arc::new(Run {
+            label: label.to_string(),
+            ended: CancellationToken::new(),
+        });
+        self.lock().insert(key, run);
+        RunGuard {
+            runs: Arc::clone(self),
+            key,
+        }
+    }
+
+    /// The run whose Lua thread is executing on `lua` right now.
+    pub(crate) fn current(&self, lua: &Lua) -> Option<Arc<Run>> {
+        let key = lua.current_thread().to_pointer() as usize;
+        self.lock().get(&key).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<usize, Arc<Run>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Ends a run when the run's future finishes or is dropped.
+struct RunGuard {
+    runs: Arc<Runs>,
+    key: usize,
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        if let Some(run) = self.runs.lock().remove(&self.key) {
+            run.ended.cancel();
+        }
+    }
+}

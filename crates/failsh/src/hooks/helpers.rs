@@ -1,0 +1,197 @@
+//! The helpers the config and its hooks can call: `exec`, `log`, `hostname`.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Output, Stdio};
+use std::sync::Arc;
+
+use mlua::{Function, Lua, MultiValue, Value};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::process::Command;
+
+use super::engine::{Run, Runs};
+
+/// Longest stderr excerpt put into an `exec` error.
+const MAX_STDERR: usize = 300;
+
+/// Lua side of `exec`: the Rust part returns `true, stdout` or `false,
+/// message`, and `error(message, 2)` raises the message at the line that
+/// called `exec`, as a plain string a hook can catch with `pcall`.
+const EXEC_WRAPPER: &str = r#"
+local raw = ...
+return function(cmd)
+    local ok, result = raw(cmd)
+    if not ok then error(result, 2) end
+    return result
+end
+"#;
+
+pub(crate) fn install(lua: &Lua, runs: &Arc<Runs>) -> mlua::Result<()> {
+    let globals = lua.globals();
+    let runs_for_exec = Arc::clone(runs);
+    let raw = lua.create_async_function(move |lua, cmd: Value| {
+        let run = runs_for_exec.current(&lua);
+        async move {
+            let result = match (cmd, run) {
+                (Value::String(cmd), Some(run)) => exec(&cmd.to_string_lossy(), &run).await,
+                (_, None) => Err("exec: called outside a hook or the config".to_string()),
+                (other, _) => Err(format!(
+                    "exec: expected a command string, got {}",
+                    other.type_name()
+                )),
+            };
+            Ok(match result {
+                Ok(stdout) => (true, Value::String(lua.create_string(stdout)?)),
+                Err(message) => (false, Value::String(lua.create_string(message)?)),
+            })
+        }
+    })?;
+    let exec: Function = lua.load(EXEC_WRAPPER).set_name("=exec").call(raw)?;
+    globals.raw_set("exec", exec)?;
+
+    let runs_for_log = Arc::clone(runs);
+    let log = lua.create_function(move |lua, args: MultiValue| {
+        let words = args
+            .iter()
+            .map(Value::to_string)
+            .collect::<mlua::Result<Vec<_>>>()?;
+        let run = runs_for_log.current(lua);
+        let context = run.as_ref().map_or("", |r| r.label.as_str());
+        tracing::info!(target: "hook", context, "{}", words.join(" "));
+        Ok(())
+    })?;
+    globals.raw_set("log", log)?;
+
+    let hostname = lua.create_function(|_, ()| {
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .map_err(|e| mlua::Error::runtime(format!("hostname: {e}")))
+    })?;
+    globals.raw_set("hostname", hostname)
+}
+
+/// Runs `/bin/sh -c cmd` in its own process group and returns its stdout
+/// without one trailing newline (as Tcl's `exec` does).
+///
+/// The child is owned by a separate task, which reaps it, and kills its
+/// whole process group (background children included) if `run` ends first.
+/// So a time limit or a dropped hook never leaves processes behind, and
+/// nothing depends on when Lua's garbage collector frees this future.
+///
+/// The output is read to its end: a background child that keeps stdout or
+/// stderr open (`cmd &` without redirection) makes `exec` wait for it, as in
+/// Tcl.
+async fn exec(cmd: &str, run: &Run) -> Result<Vec<u8>, String> {
+    let child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("exec {cmd:?}: cannot run /bin/sh: {e}"))?;
+    let group = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .map(Pid::from_raw);
+    let ended = run.ended.clone();
+    let task = tokio::spawn(async move {
+        let output = child.wait_with_output();
+        tokio::pin!(output);
+        tokio::select! {
+            out = &mut output => out,
+            () = ended.cancelled() => {
+                if let Some(group) = group {
+                    // ESRCH: the group is already gone.
+                    let _ = killpg(group, Signal::SIGKILL);
+                }
+                output.await
+            }
+        }
+    });
+    let output = task
+        .await
+        .map_err(|e| format!("exec {cmd:?}: {e}"))?
+        .map_err(|e| format!("exec {cmd:?}: {e}"))?;
+    check(cmd, output)
+}
+
+fn check(cmd: &str, output: Output) -> Result<Vec<u8>, String> {
+    if output.status.success() {
+        let mut stdout = output.stdout;
+        if stdout.last() == Some(&b'\n') {
+            stdout.pop();
+        }
+        return Ok(stdout);
+    }
+    let mut message = format!("exec {cmd:?}: {}", describe(output.status));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if !stderr.is_empty() {
+        message.push_str(": ");
+        message.push_str(&shorten(&stderr.join(" / "), MAX_STDERR));
+    }
+    Err(message)
+}
+
+fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => {
+            let name = Signal::try_from(sig).map_or_else(|_| sig.to_string(), |s| s.to_string());
+            format!("killed by signal {name}")
+        }
+        (None, None) => status.to_string(),
+    }
+}
+
+/// `s` cut to at most `max` bytes at a character boundary, marked with `…`.
+fn shorten(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let end = (0..=max)
+        .rev()
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(0);
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorten_respects_char_boundaries() {
+        assert_eq!(shorten("abc", 5), "abc");
+        assert_eq!(shorten("abcdef", 3), "abc…");
+        assert_eq!(shorten("aé", 2), "a…");
+    }
+
+    #[test]
+    fn failure_message_is_one_line() {
+        let output = Output {
+            status: ExitStatus::from_raw(3 << 8),
+            stdout: Vec::new(),
+            stderr: b"first\n\n  second  \n".to_vec(),
+        };
+        assert_eq!(
+            check("x", output),
+            Err(r#"exec "x": exit status 3: first / second"#.to_string())
+        );
+        let output = Output {
+            status: ExitStatus::from_raw(9),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        };
+        assert_eq!(
+            check("x", output),
+            Err(r#"exec "x": killed by signal SIGKILL"#.to_string())
+        );
+    }
+}

@@ -1,0 +1,399 @@
+//! Hook calls against real configs, processes and clocks. Every wait is
+//! bounded by a deadline; none sleeps for a fixed time to "let things
+//! happen".
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use failover::State;
+
+use super::{HookError, HookKind, HookOutcome, Hooks};
+use crate::config;
+
+/// A config written to a temporary directory and loaded.
+struct Fixture {
+    dir: tempfile::TempDir,
+    hooks: Hooks,
+}
+
+impl Fixture {
+    /// Loads `body`, with `@DIR@` replaced by a fresh directory that the
+    /// fixture removes when dropped.
+    fn new(body: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hooks.lua");
+        let body = body.replace("@DIR@", &dir.path().display().to_string());
+        std::fs::write(&path, body).unwrap();
+        let (_, hooks) = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        Fixture { dir, hooks }
+    }
+
+    /// A service `name` whose start hook is `start` (a Lua expression).
+    fn service(name: &str, start: &str) -> String {
+        format!(
+            "failsvc{{ name = {name:?}, start = {start}, stop = function() return 'FAIL' end }}\n"
+        )
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("hooks.lua")
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    async fn start(&self, service: &str, limit: Duration) -> Result<HookOutcome, HookError> {
+        self.hooks.call(service, HookKind::Start, limit).await
+    }
+}
+
+const LONG: Duration = Duration::from_secs(20);
+
+/// Polls `ok` every 10 ms until it holds or `within` passes.
+async fn eventually(within: Duration, what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Reads a pid a shell command wrote, waiting for the file to be complete.
+async fn pid_in(file: &Path) -> i32 {
+    let mut pid = None;
+    eventually(LONG, "the pid file is written", || {
+        pid = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.strip_suffix('\n').and_then(|s| s.parse().ok()));
+        pid.is_some()
+    })
+    .await;
+    pid.unwrap()
+}
+
+/// Whether a child of ours has ended and been reaped.
+fn reaped(pid: i32) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Whether a process has ended (a zombie waiting for a reaper that is not
+/// ours, e.g. a container's init, counts as ended).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_stop_reclaim_return_states() {
+    let f = Fixture::new(
+        r#"
+        failsvc{ name = "a", start = function() return "UP" end,
+                 stop = function() return "recover" end,
+                 reclaim = function() return "Fail", "ignored" end }
+        "#,
+    );
+    let call = |kind| f.hooks.call("a", kind, LONG);
+    assert_eq!(
+        call(HookKind::Start).await,
+        Ok(HookOutcome::State(State::Up))
+    );
+    assert_eq!(
+        call(HookKind::Stop).await,
+        Ok(HookOutcome::State(State::Recover))
+    );
+    assert_eq!(
+        call(HookKind::Reclaim).await,
+        Ok(HookOutcome::State(State::Fail))
+    );
+    assert_eq!(call(HookKind::Check).await, Err(HookError::Missing));
+    assert_eq!(
+        f.hooks.call("nope", HookKind::Start, LONG).await,
+        Err(HookError::Missing)
+    );
+}
+
+#[tokio::test]
+async fn bad_results_are_named() {
+    let mut body = String::new();
+    for (name, value) in [
+        ("down", "'DOWN'"),
+        ("none", "nil"),
+        ("num", "3"),
+        ("tab", "{}"),
+    ] {
+        body += &Fixture::service(name, &format!("function() return {value} end"));
+    }
+    let f = Fixture::new(&body);
+    let bad = |s: &str| Err(HookError::BadResult(s.to_string()));
+    let expect = "; expected \"UP\", \"RECOVER\" or \"FAIL\"";
+    assert_eq!(
+        f.start("down", LONG).await,
+        bad(&format!("start hook returned \"DOWN\"{expect}"))
+    );
+    assert_eq!(
+        f.start("none", LONG).await,
+        bad(&format!("start hook returned nothing{expect}"))
+    );
+    assert_eq!(
+        f.start("num", LONG).await,
+        bad(&format!("start hook returned integer 3{expect}"))
+    );
+    assert_eq!(
+        f.start("tab", LONG).await,
+        bad(&format!("start hook returned a table{expect}"))
+    );
+}
+
+#[tokio::test]
+async fn lua_error_is_failed_with_position() {
+    let f = Fixture::new(&Fixture::service("svc", "function()\n error('boom')\n end"));
+    let line = 2;
+    assert_eq!(
+        f.start("svc", LONG).await,
+        Err(HookError::Failed(format!(
+            "{}:{line}: boom",
+            f.path().display()
+        )))
+    );
+}
+
+#[tokio::test]
+async fn check_results() {
+    let mut body = String::new();
+    for (name, value) in [
+        ("yes", "return true"),
+        ("nil", "return nil"),
+        ("empty", ""),
+        ("no", "return false"),
+        ("str", "return 'ok'"),
+        ("err", "error('sick', 0)"),
+    ] {
+        body += &format!(
+            "failsvc{{ name = {name:?}, start = 'up', stop = 'up', check = function() {value} end }}\n"
+        );
+    }
+    body += "function up() return 'UP' end\n";
+    let f = Fixture::new(&body);
+    let check = |s| f.hooks.call(s, HookKind::Check, LONG);
+    assert_eq!(check("yes").await, Ok(HookOutcome::Healthy(true)));
+    assert_eq!(check("nil").await, Ok(HookOutcome::Healthy(true)));
+    assert_eq!(check("empty").await, Ok(HookOutcome::Healthy(true)));
+    assert_eq!(check("no").await, Ok(HookOutcome::Healthy(false)));
+    assert_eq!(
+        check("str").await,
+        Err(HookError::BadResult(
+            "check hook returned \"ok\"; expected true, false or nothing".into()
+        ))
+    );
+    assert_eq!(check("err").await, Err(HookError::Failed("sick".into())));
+}
+
+#[tokio::test]
+async fn exec_returns_stdout_and_reports_failure() {
+    let f = Fixture::new(
+        &[
+            Fixture::service("ok", "function() return exec('printf \"UP\\\\n\"') end"),
+            Fixture::service(
+                "fail",
+                "function()\n exec('echo oops >&2; echo more >&2; exit 3')\n end",
+            ),
+            Fixture::service(
+                "caught",
+                "function() local ok, e = pcall(exec, 'false'); assert(not ok); error(e, 0) end",
+            ),
+        ]
+        .concat(),
+    );
+    assert_eq!(f.start("ok", LONG).await, Ok(HookOutcome::State(State::Up)));
+    let file = f.path().display().to_string();
+    assert_eq!(
+        f.start("fail", LONG).await,
+        Err(HookError::Failed(format!(
+            r#"{file}:3: exec "echo oops >&2; echo more >&2; exit 3": exit status 3: oops / more"#
+        )))
+    );
+    // Caught with pcall, the error is a plain string.
+    assert_eq!(
+        f.start("caught", LONG).await,
+        Err(HookError::Failed(r#"exec "false": exit status 1"#.into()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_limit_kills_exec() {
+    let f = Fixture::new(&Fixture::service(
+        "svc",
+        "function() exec('echo $$ > @DIR@/sh.pid; sleep 30') return 'UP' end",
+    ));
+    let started = Instant::now();
+    let limit = Duration::from_millis(300);
+    assert_eq!(f.start("svc", limit).await, Err(HookError::TimedOut(limit)));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let pid = pid_in(&f.file("sh.pid")).await;
+    eventually(LONG, "the shell is killed and reaped", || reaped(pid)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_limit_kills_the_process_group() {
+    let f = Fixture::new(&Fixture::service(
+        "svc",
+        "function() exec('sleep 100 & echo $! > @DIR@/sleep.pid; wait') return 'UP' end",
+    ));
+    let pid_file = f.file("sleep.pid");
+    let limit = Duration::from_millis(500);
+    assert_eq!(f.start("svc", limit).await, Err(HookError::TimedOut(limit)));
+    let pid = pid_in(&pid_file).await;
+    eventually(LONG, "the background sleep is killed", || gone(pid)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_call_kills_exec() {
+    let f = Fixture::new(&Fixture::service(
+        "svc",
+        "function() exec('sleep 100 & echo $! > @DIR@/sleep.pid; wait') return 'UP' end",
+    ));
+    let pid_file = f.file("sleep.pid");
+    let mut call = Box::pin(f.start("svc", LONG));
+    let pid = tokio::select! {
+        result = &mut call => panic!("the hook returned {result:?}"),
+        pid = pid_in(&pid_file) => pid,
+    };
+    assert!(!gone(pid));
+    drop(call);
+    eventually(LONG, "the background sleep is killed", || gone(pid)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pure_lua_spin_is_stopped() {
+    let f = Fixture::new(
+        &[
+            Fixture::service("spin", "function() while true do end end"),
+            Fixture::service(
+                "pcall",
+                "function() while true do pcall(function() while true do end end) end end",
+            ),
+            // Lua cannot yield inside gsub's callback: the clock raises an
+            // error there instead.
+            Fixture::service(
+                "gsub",
+                "function() string.gsub('x', '.', function() while true do end end) end",
+            ),
+        ]
+        .concat(),
+    );
+    for service in ["spin", "pcall", "gsub"] {
+        let started = Instant::now();
+        let limit = Duration::from_millis(200);
+        assert_eq!(
+            f.start(service, limit).await,
+            Err(HookError::TimedOut(limit))
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{service}: {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// Runs a slow hook of `slow` and, once it has started, the start hook of
+/// the service "fast", which must finish while the slow one is still busy.
+async fn fast_hook_finishes_beside(f: &Fixture, slow: &str) {
+    let hooks = f.hooks.clone();
+    let slow = slow.to_string();
+    let slow_call = tokio::spawn(async move {
+        let started = Instant::now();
+        let result = hooks
+            .call(&slow, HookKind::Start, Duration::from_secs(2))
+            .await;
+        (result, started.elapsed())
+    });
+    let marker = f.file("slow.started");
+    eventually(LONG, "the slow hook has started", || marker.exists()).await;
+    let started = Instant::now();
+    assert_eq!(
+        f.start("fast", LONG).await,
+        Ok(HookOutcome::State(State::Up))
+    );
+    let fast = started.elapsed();
+    let (slow_result, slow_time) = slow_call.await.unwrap();
+    assert!(fast < Duration::from_millis(700), "fast hook took {fast:?}");
+    assert!(
+        slow_time >= Duration::from_millis(900),
+        "slow hook took {slow_time:?}"
+    );
+    assert!(slow_result.is_ok() || slow_result == Err(HookError::TimedOut(Duration::from_secs(2))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_does_not_block_other_hooks() {
+    let f = Fixture::new(
+        &[
+            Fixture::service(
+                "slow",
+                "function() exec('touch @DIR@/slow.started && sleep 1') return 'UP' end",
+            ),
+            Fixture::service("fast", "function() return 'UP' end"),
+        ]
+        .concat(),
+    );
+    fast_hook_finishes_beside(&f, "slow").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spinning_hook_does_not_block_other_hooks() {
+    let f = Fixture::new(
+        &[
+            Fixture::service(
+                "slow",
+                "function() exec('touch @DIR@/slow.started') while true do end end",
+            ),
+            Fixture::service("fast", "function() return 'UP' end"),
+        ]
+        .concat(),
+    );
+    fast_hook_finishes_beside(&f, "slow").await;
+}
+
+#[tokio::test]
+async fn helpers_and_sandbox() {
+    let f = Fixture::new(
+        &(Fixture::service(
+            "svc",
+            "function()
+                log('starting', 1, true, nil)
+                assert(hostname() == HOST, hostname())
+                assert(os == nil and io == nil and coroutine == nil)
+                assert(failsvc == nil and failhost == nil)
+                assert(string and table and math and utf8)
+                return 'UP'
+            end",
+        ) + "HOST = exec('echo; hostname'):sub(2)\n"),
+    );
+    assert_eq!(
+        f.start("svc", LONG).await,
+        Ok(HookOutcome::State(State::Up))
+    );
+}
+
+/// Also loads a config outside any runtime (the other tests load inside
+/// one).
+#[test]
+fn call_future_is_send_and_hooks_are_sync() {
+    fn send<T: Send>(_: &T) {}
+    fn sync<T: Send + Sync + Clone>() {}
+    sync::<Hooks>();
+    let f = Fixture::new(&Fixture::service("svc", "function() return 'UP' end"));
+    let call = f.start("svc", LONG);
+    send(&call);
+}

@@ -1,0 +1,263 @@
+//! Loading configs through the public API: the worked example in both
+//! styles, every setting, and every error path with its `file:line`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use failover::State;
+use failsh::config::{self, Config, HookSet, HostConfig, Protocol, ServiceConfig};
+use failsh::hooks::{HookError, HookKind, HookOutcome, Hooks};
+
+const VIP: &str = "192.168.1.10";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn load(path: &Path) -> (Config, Hooks) {
+    config::load(path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn host(name: &str, port: u16, community: &str) -> HostConfig {
+    HostConfig {
+        name: name.into(),
+        address: if name == "localhost" {
+            "127.0.0.1"
+        } else {
+            name
+        }
+        .into(),
+        port,
+        protocol: Protocol::Tcp,
+        community: community.into(),
+    }
+}
+
+/// The worked example's service as both hosts declare it.
+fn vip(masters: &[&str], slaves: &[&str]) -> ServiceConfig {
+    ServiceConfig {
+        name: VIP.into(),
+        interval: Duration::from_secs(5),
+        timeout: Duration::from_secs(15),
+        hook_timeout: Duration::from_secs(60),
+        masters: masters.iter().map(|s| s.to_string()).collect(),
+        slaves: slaves.iter().map(|s| s.to_string()).collect(),
+        hooks: HookSet {
+            start: true,
+            stop: true,
+            reclaim: true,
+            check: false,
+        },
+    }
+}
+
+fn example(file: PathBuf, service: ServiceConfig, peer: &str) -> Config {
+    Config {
+        services: BTreeMap::from([(VIP.to_string(), service)]),
+        hosts: BTreeMap::from([
+            (peer.to_string(), host(peer, 1291, "public")),
+            ("localhost".to_string(), host("localhost", 1291, "genesis")),
+        ]),
+        file,
+    }
+}
+
+async fn call(hooks: &Hooks, kind: HookKind) -> Result<HookOutcome, HookError> {
+    hooks.call(VIP, kind, Duration::from_secs(20)).await
+}
+
+#[tokio::test]
+async fn worked_example_master() {
+    for name in ["lukretia.lua", "lukretia_table.lua"] {
+        let file = fixture(name);
+        let (config, hooks) = load(&file);
+        let expected = example(file, vip(&[], &["macbeth"]), "macbeth");
+        assert_eq!(config, expected, "{name}");
+        assert_eq!(config.localhost().community, "genesis");
+        assert_eq!(
+            call(&hooks, HookKind::Start).await,
+            Ok(HookOutcome::State(State::Up))
+        );
+        assert_eq!(
+            call(&hooks, HookKind::Stop).await,
+            Ok(HookOutcome::State(State::Fail))
+        );
+        assert_eq!(
+            call(&hooks, HookKind::Reclaim).await,
+            Ok(HookOutcome::State(State::Up))
+        );
+        assert_eq!(call(&hooks, HookKind::Check).await, Err(HookError::Missing));
+    }
+}
+
+#[tokio::test]
+async fn worked_example_slave() {
+    for name in ["macbeth.lua", "macbeth_table.lua"] {
+        let file = fixture(name);
+        let (config, hooks) = load(&file);
+        let expected = example(file, vip(&["lukretia"], &[]), "lukretia");
+        assert_eq!(config, expected, "{name}");
+        assert_eq!(
+            call(&hooks, HookKind::Start).await,
+            Ok(HookOutcome::State(State::Up))
+        );
+        assert_eq!(
+            call(&hooks, HookKind::Stop).await,
+            Ok(HookOutcome::State(State::Recover))
+        );
+        assert_eq!(
+            call(&hooks, HookKind::Reclaim).await,
+            Ok(HookOutcome::State(State::Up))
+        );
+    }
+}
+
+#[test]
+fn every_setting() {
+    let file = fixture("options.lua");
+    let (config, _) = load(&file);
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let www = ServiceConfig {
+        name: "www".into(),
+        interval: Duration::from_millis(200),
+        timeout: Duration::from_millis(1500),
+        hook_timeout: Duration::from_secs(30),
+        masters: names(&["gamma", "alpha"]),
+        slaves: names(&["delta"]),
+        hooks: HookSet {
+            start: true,
+            stop: true,
+            reclaim: false,
+            check: true,
+        },
+    };
+    let db = ServiceConfig {
+        name: "db".into(),
+        interval: Duration::from_secs(5),
+        timeout: Duration::from_secs(5),
+        hook_timeout: Duration::from_millis(500),
+        masters: vec![],
+        slaves: vec![],
+        hooks: HookSet {
+            start: true,
+            stop: true,
+            reclaim: false,
+            check: false,
+        },
+    };
+    let gamma = HostConfig {
+        address: "127.0.0.3".into(),
+        protocol: Protocol::Udp,
+        ..host("gamma", 1291, "public")
+    };
+    let localhost = HostConfig {
+        address: "127.0.0.2".into(),
+        ..host("localhost", 1291, "public")
+    };
+    let hosts = [
+        host("alpha", 1291, "public"),
+        host("delta", 1291, "public"),
+        host("epsilon", 1300, "s3cret"),
+        gamma,
+        localhost,
+    ];
+    let expected = Config {
+        services: BTreeMap::from([("www".into(), www), ("db".into(), db)]),
+        hosts: hosts.into_iter().map(|h| (h.name.clone(), h)).collect(),
+        file,
+    };
+    assert_eq!(config, expected);
+}
+
+#[test]
+fn empty_config_has_localhost_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("empty.lua");
+    std::fs::write(&file, "-- nothing yet\n").unwrap();
+    let (config, _) = load(&file);
+    assert!(config.services.is_empty());
+    assert_eq!(config.hosts.keys().collect::<Vec<_>>(), ["localhost"]);
+}
+
+#[test]
+fn unreadable_file() {
+    let file = fixture("no-such-file.lua");
+    let err = config::load(&file).err().unwrap();
+    assert!(err.0.starts_with(&format!("{}: ", file.display())), "{err}");
+    assert!(!err.0.contains('\n'));
+}
+
+/// The line marked `-- ERROR: message` in a fixture, and that message
+/// (`@FILE@` standing for the file).
+fn expected_error(path: &Path, shown: &str) -> (usize, String) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let (index, message) = text
+        .lines()
+        .enumerate()
+        .find_map(|(i, line)| Some((i, line.split_once("-- ERROR: ")?.1)))
+        .unwrap_or_else(|| panic!("{}: no -- ERROR: marker", path.display()));
+    (index + 1, message.replace("@FILE@", shown))
+}
+
+#[test]
+fn every_error_names_file_and_line() {
+    let dir = fixture("errors");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 25, "{paths:?}");
+    for absolute in paths {
+        // Absolute paths here are longer than Lua's 60-byte chunk names;
+        // relative ones (tests run in the crate directory) are not.
+        let relative = absolute
+            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+            .unwrap()
+            .to_path_buf();
+        for path in [&absolute, &relative] {
+            let shown = path.display().to_string();
+            let (line, message) = expected_error(path, &shown);
+            let err = match config::load(path) {
+                Ok(_) => panic!("{shown}: loaded without error"),
+                Err(err) => err.0,
+            };
+            assert_eq!(err, format!("{shown}:{line}: {message}"));
+        }
+    }
+}
+
+/// Lua abbreviates chunk names over 60 bytes to `...TAIL` in its own
+/// messages; the path must come out whole.
+#[test]
+fn long_paths_are_not_abbreviated() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir
+        .path()
+        .join("a-directory-name-long-enough-to-be-abbreviated-by-lua");
+    std::fs::create_dir(&deep).unwrap();
+    for (name, body, message) in [
+        ("syntax.lua", "\nx = = 1\n", "unexpected symbol near '='"),
+        (
+            "runtime.lua",
+            "\nlocal t = nil\nt.x = 1\n",
+            "attempt to index a nil value (local 't')",
+        ),
+        (
+            "hook.lua",
+            "\nfailsvc('vip', 'create')\nfailsvc('vip', 'stop', 1)\n",
+            "",
+        ),
+    ] {
+        let file = deep.join(name);
+        std::fs::write(&file, body).unwrap();
+        let err = config::load(&file).err().unwrap().0;
+        let line = body.lines().count();
+        let prefix = format!("{}:{line}: ", file.display());
+        assert!(err.starts_with(&prefix), "{err}");
+        assert!(err.ends_with(message), "{err}");
+    }
+}
