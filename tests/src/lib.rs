@@ -15,6 +15,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 
+pub mod cluster;
+pub mod procstat;
+
 /// Path of a workspace binary, built once per test process (escargot runs
 /// cargo, which rebuilds it when a source changed, so it is never stale).
 pub fn bin(name: &str) -> PathBuf {
@@ -319,17 +322,16 @@ pub struct Failsh {
 }
 
 impl Failsh {
-    /// Starts failsh with `config`, its monitor on `addr:monitor_port`.
-    pub fn start(config: &Path, addr: IpAddr, monitor_port: u16) -> Result<Failsh> {
-        let mut f = Failsh {
+    /// A failsh for `config`, its monitor on `addr:monitor_port`, not
+    /// started yet: [`Failsh::restart`] starts it.
+    pub fn new(config: &Path, addr: IpAddr, monitor_port: u16) -> Failsh {
+        Failsh {
             child: None,
             addr,
             monitor_port,
             config: config.to_path_buf(),
             log: config.with_extension("log"),
-        };
-        f.restart()?;
-        Ok(f)
+        }
     }
 
     pub fn restart(&mut self) -> Result<()> {

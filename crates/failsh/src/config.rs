@@ -19,7 +19,24 @@
 //! failhost{ name = "macbeth", address = "127.0.0.3", protocol = "udp" }
 //! ```
 //!
-//! Every error is one line, `file:line: message`.
+//! `failsvc` subcommands (table keys in brackets where they differ):
+//! `create`, `interval`, `timeout`, `hooktimeout` (`hook_timeout`) take
+//! seconds, fractions allowed, from 0.001 to 86400; `masters`, `slaves` take
+//! names or tables of names and replace the list; `start`, `stop`, `reclaim`,
+//! `check` take a function or a global function's name, looked up after the
+//! script ran. A service must be created before it is set up, at most once,
+//! and needs start and stop hooks; `localhost` cannot be a master or slave.
+//! `failhost` keys: `address`, `port`, `protocol` (`tcp`/`udp`), `community`.
+//!
+//! The script (and every hook) also gets `exec(cmd)` (runs `/bin/sh -c cmd`,
+//! returns its stdout less one trailing newline, raises `exec "cmd": exit
+//! status N: stderr` on failure), `log(...)` and `hostname()`, and the
+//! standard libraries `string`, `table`, `math`, `utf8` and the base
+//! functions; not `os`, `io` or `coroutine` (see [`crate::hooks`]).
+//!
+//! Every error is one line, `file:line: message`. An error raised in a
+//! function called as `return f()` (a tail call) lacks the line: Lua has
+//! dropped the caller's frame.
 
 mod api;
 mod draft;
@@ -239,6 +256,22 @@ mod tests {
             .unwrap();
         let expected = format!("{}: the config did not finish within 0.2 s", file.display());
         assert_eq!(err, ConfigError(expected));
+    }
+
+    #[tokio::test]
+    async fn a_config_stopped_at_its_limit_leaves_no_process_behind() {
+        use crate::hooks::tests::{LONG, eventually, gone, pid_in};
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("slow.lua");
+        let pid_file = dir.path().join("sleep.pid");
+        let body = format!(
+            "exec('sleep 100 & echo $! > {}; wait')\n",
+            pid_file.display()
+        );
+        std::fs::write(&file, body).unwrap();
+        assert!(load_within(&file, Duration::from_millis(300)).is_err());
+        let pid = pid_in(&pid_file).await;
+        eventually(LONG, "the background sleep is killed", || gone(pid)).await;
     }
 
     #[test]

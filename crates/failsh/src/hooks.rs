@@ -16,16 +16,19 @@
 //!   abandoned, and every process group started by its `exec` calls is killed
 //!   with SIGKILL.
 //!
-//! Known limitation: Lua code cannot be interrupted inside a C function, and
-//! Lua can neither yield nor be stopped from inside one that calls back into
-//! Lua (e.g. a `string.gsub` replacement function spinning forever under a
-//! `pcall` in a loop). Hooks that merely loop, even under `pcall`, are stopped.
+//! Limits of the time limit: Lua counts no instructions inside a C
+//! function, so one long C call (a pathological `string.find` pattern, say)
+//! runs until it returns; and Lua can only raise an error, not yield, inside
+//! a C function that calls back into Lua (`string.gsub`, `table.sort`), so a
+//! callback there that catches that error with `pcall` in an endless loop is
+//! never stopped. Either holds the Lua state, and so every other hook,
+//! meanwhile. Loops in plain Lua code, even under `pcall`, are stopped.
 
 mod engine;
 mod helpers;
 mod location;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::BTreeMap;
 use std::fmt;

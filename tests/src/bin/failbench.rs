@@ -21,6 +21,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use failover::registry::Registry;
 use failover::{Record, State};
+use failover_tests::procstat::{cpu_seconds, rss_kib};
 use failover_tests::{Faild, read_reply, unique_addr, wait_for};
 
 #[derive(Parser)]
@@ -282,28 +283,6 @@ fn write_large_state(path: &std::path::Path, n: usize) -> Result<()> {
         failover::statefile::render(&registry, None, boot.trim(), now),
     )?;
     Ok(())
-}
-
-/// User plus system CPU seconds of a process.
-fn cpu_seconds(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after_name = &stat[stat.rfind(')').context("stat format")? + 2..];
-    let fields: Vec<&str> = after_name.split(' ').collect();
-    // Fields 14 and 15 of proc(5), counted from the state field (3).
-    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-    Ok(ticks / USER_HZ)
-}
-
-/// Clock ticks per second in /proc/PID/stat; fixed at 100 in Linux's ABI.
-const USER_HZ: f64 = 100.0;
-
-fn rss_kib(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .context("VmRSS")
 }
 
 /// The comparison: a UDP echo server, as simple as a server can be.

@@ -17,11 +17,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Value, VmState};
-use tokio_util::sync::CancellationToken;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 
 use super::helpers;
 use super::location::Locator;
@@ -137,17 +138,41 @@ pub(crate) struct Runs(Mutex<HashMap<usize, Arc<Run>>>);
 pub(crate) struct Run {
     /// Names the run in log lines: `config`, or `SERVICE HOOK`.
     pub(crate) label: String,
-    /// Cancelled when the run ends; `exec` then kills its process group.
-    pub(crate) ended: CancellationToken,
+    /// Process groups of this run's `exec` calls whose shell has not been
+    /// reaped yet.
+    groups: Mutex<Vec<Pid>>,
+}
+
+impl Run {
+    /// Notes an `exec` child's process group, to be killed if the run ends
+    /// first.
+    pub(crate) fn add_group(&self, group: Pid) {
+        lock(&self.groups).push(group);
+    }
+
+    /// Forgets a process group once its shell has been reaped (the group
+    /// may then cease to exist and its number be reused).
+    pub(crate) fn remove_group(&self, group: Pid) {
+        lock(&self.groups).retain(|g| *g != group);
+    }
+
+    /// Kills, right away, what the run's `exec` calls left running: the
+    /// shell and all it started, even if it put them in the background.
+    fn kill_groups(&self) {
+        for group in lock(&self.groups).drain(..) {
+            // ESRCH: the group has just ended by itself.
+            let _ = killpg(group, Signal::SIGKILL);
+        }
+    }
 }
 
 impl Runs {
     fn enter(self: &Arc<Self>, key: usize, label: &str) -> RunGuard {
         let run = Arc::new(Run {
             label: label.to_string(),
-            ended: CancellationToken::new(),
+            groups: Mutex::new(Vec::new()),
         });
-        self.lock().insert(key, run);
+        lock(&self.0).insert(key, run);
         RunGuard {
             runs: Arc::clone(self),
             key,
@@ -157,15 +182,17 @@ impl Runs {
     /// The run whose Lua thread is executing on `lua` right now.
     pub(crate) fn current(&self, lua: &Lua) -> Option<Arc<Run>> {
         let key = lua.current_thread().to_pointer() as usize;
-        self.lock().get(&key).cloned()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<usize, Arc<Run>>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.0).get(&key).cloned()
     }
 }
 
-/// Ends a run when the run's future finishes or is dropped.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Ends a run when the run's future finishes or is dropped. The kill is
+/// done here, synchronously, so it happens at the limit even if the runtime
+/// is about to shut down (as after a config load).
 struct RunGuard {
     runs: Arc<Runs>,
     key: usize,
@@ -173,8 +200,9 @@ struct RunGuard {
 
 impl Drop for RunGuard {
     fn drop(&mut self) {
-        if let Some(run) = self.runs.lock().remove(&self.key) {
-            run.ended.cancel();
+        let run = lock(&self.runs.0).remove(&self.key);
+        if let Some(run) = run {
+            run.kill_groups();
         }
     }
 }

@@ -5,7 +5,7 @@ use std::process::{ExitStatus, Output, Stdio};
 use std::sync::Arc;
 
 use mlua::{Function, Lua, MultiValue, Value};
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::process::Command;
 
@@ -26,6 +26,8 @@ return function(cmd)
 end
 "#;
 
+/// Defines the globals `exec`, `log` and `hostname`. `exec` and `log` find
+/// the run that called them in `runs`.
 pub(crate) fn install(lua: &Lua, runs: &Arc<Runs>) -> mlua::Result<()> {
     let globals = lua.globals();
     let runs_for_exec = Arc::clone(runs);
@@ -33,7 +35,7 @@ pub(crate) fn install(lua: &Lua, runs: &Arc<Runs>) -> mlua::Result<()> {
         let run = runs_for_exec.current(&lua);
         async move {
             let result = match (cmd, run) {
-                (Value::String(cmd), Some(run)) => exec(&cmd.to_string_lossy(), &run).await,
+                (Value::String(cmd), Some(run)) => exec(&cmd.to_string_lossy(), run).await,
                 (_, None) => Err("exec: called outside a hook or the config".to_string()),
                 (other, _) => Err(format!(
                     "exec: expected a command string, got {}",
@@ -73,15 +75,15 @@ pub(crate) fn install(lua: &Lua, runs: &Arc<Runs>) -> mlua::Result<()> {
 /// Runs `/bin/sh -c cmd` in its own process group and returns its stdout
 /// without one trailing newline (as Tcl's `exec` does).
 ///
-/// The child is owned by a separate task, which reaps it, and kills its
-/// whole process group (background children included) if `run` ends first.
-/// So a time limit or a dropped hook never leaves processes behind, and
-/// nothing depends on when Lua's garbage collector frees this future.
+/// The group is registered with `run`, which kills it (background children
+/// included) if the run ends first: at its time limit or when dropped. A
+/// separate task owns the child and reaps it, so a killed shell does not
+/// stay a zombie until Lua's garbage collector frees this future.
 ///
 /// The output is read to its end: a background child that keeps stdout or
 /// stderr open (`cmd &` without redirection) makes `exec` wait for it, as in
 /// Tcl.
-async fn exec(cmd: &str, run: &Run) -> Result<Vec<u8>, String> {
+async fn exec(cmd: &str, run: Arc<Run>) -> Result<Vec<u8>, String> {
     let child = Command::new("/bin/sh")
         .arg("-c")
         .arg(cmd)
@@ -95,22 +97,20 @@ async fn exec(cmd: &str, run: &Run) -> Result<Vec<u8>, String> {
         .id()
         .and_then(|id| i32::try_from(id).ok())
         .map(Pid::from_raw);
-    let ended = run.ended.clone();
-    let task = tokio::spawn(async move {
-        let output = child.wait_with_output();
-        tokio::pin!(output);
-        tokio::select! {
-            out = &mut output => out,
-            () = ended.cancelled() => {
-                if let Some(group) = group {
-                    // ESRCH: the group is already gone.
-                    let _ = killpg(group, Signal::SIGKILL);
-                }
-                output.await
-            }
+    if let Some(group) = group {
+        run.add_group(group);
+    }
+    let reaper = tokio::spawn(async move {
+        let output = child.wait_with_output().await;
+        // Between the reap above and this line the group number could in
+        // theory be reused and killed by the run; that needs the kernel to
+        // hand out the whole pid space within microseconds.
+        if let Some(group) = group {
+            run.remove_group(group);
         }
+        output
     });
-    let output = task
+    let output = reaper
         .await
         .map_err(|e| format!("exec {cmd:?}: {e}"))?
         .map_err(|e| format!("exec {cmd:?}: {e}"))?;

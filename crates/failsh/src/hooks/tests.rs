@@ -3,6 +3,7 @@
 //! happen".
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use failover::State;
@@ -48,10 +49,10 @@ impl Fixture {
     }
 }
 
-const LONG: Duration = Duration::from_secs(20);
+pub(crate) const LONG: Duration = Duration::from_secs(20);
 
 /// Polls `ok` every 10 ms until it holds or `within` passes.
-async fn eventually(within: Duration, what: &str, mut ok: impl FnMut() -> bool) {
+pub(crate) async fn eventually(within: Duration, what: &str, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !ok() {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
@@ -60,7 +61,7 @@ async fn eventually(within: Duration, what: &str, mut ok: impl FnMut() -> bool) 
 }
 
 /// Reads a pid a shell command wrote, waiting for the file to be complete.
-async fn pid_in(file: &Path) -> i32 {
+pub(crate) async fn pid_in(file: &Path) -> i32 {
     let mut pid = None;
     eventually(LONG, "the pid file is written", || {
         pid = std::fs::read_to_string(file)
@@ -79,7 +80,7 @@ fn reaped(pid: i32) -> bool {
 
 /// Whether a process has ended (a zombie waiting for a reaper that is not
 /// ours, e.g. a container's init, counts as ended).
-fn gone(pid: i32) -> bool {
+pub(crate) fn gone(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
         // The state follows the parenthesised command name.
@@ -371,7 +372,6 @@ async fn helpers_and_sandbox() {
         &(Fixture::service(
             "svc",
             "function()
-                log('starting', 1, true, nil)
                 assert(hostname() == HOST, hostname())
                 assert(os == nil and io == nil and coroutine == nil)
                 assert(failsvc == nil and failhost == nil)
@@ -383,6 +383,41 @@ async fn helpers_and_sandbox() {
     assert_eq!(
         f.start("svc", LONG).await,
         Ok(HookOutcome::State(State::Up))
+    );
+}
+
+#[tokio::test]
+async fn log_joins_its_arguments() {
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let f = Fixture::new(&Fixture::service(
+        "svc",
+        "function() log('starting', 1, 2.5, true, nil) return 'UP' end",
+    ));
+    assert_eq!(
+        f.start("svc", LONG).await,
+        Ok(HookOutcome::State(State::Up))
+    );
+    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains(r#"INFO hook: starting 1 2.5 true nil context="svc start""#),
+        "{text}"
     );
 }
 

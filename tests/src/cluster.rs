@@ -1,0 +1,220 @@
+//! A two-host cluster on loopback for the end-to-end tests and the failover
+//! benchmark: each host has its own faild and failsh on its own address, and
+//! runs the toy service (`fixtures/toy-service.sh`), whose hooks start and
+//! stop a real process and write `HOST up|started|down|reclaim TIME` lines to
+//! a shared journal.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{Faild, Failsh, failc, journal, read, stderr, stdout, wait_for};
+
+/// The community file of every host: peers read, only the host itself writes.
+pub const RULES: &str = "* public RO\n* genesis RW 127.0.0.0/8\n";
+
+/// The toy service's hook script.
+pub fn hook_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/toy-service.sh")
+}
+
+/// Timing of the toy service.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub interval: f64,
+    pub timeout: f64,
+}
+
+/// One host of the cluster.
+pub struct Host {
+    pub name: &'static str,
+    pub addr: IpAddr,
+    pub peer: &'static str,
+    pub faild: Faild,
+    pub failsh: Failsh,
+}
+
+/// The host's Lua config: the toy service, with the peer as its slave (on the
+/// master) or its master (on the slave).
+pub fn toy_config(
+    name: &str,
+    addr: IpAddr,
+    peer: (&str, IpAddr),
+    master: bool,
+    journal_dir: &Path,
+    t: Timing,
+) -> String {
+    let hook = format!(
+        "{} {name} {}",
+        hook_script().display(),
+        journal_dir.display()
+    );
+    let (role, stopped) = if master {
+        ("slaves", "FAIL")
+    } else {
+        ("masters", "RECOVER")
+    };
+    format!(
+        r#"
+failhost("localhost", "address", "{addr}")
+failhost("localhost", "community", "genesis")
+failhost("{peer}", "address", "{peer_addr}")
+local hook = "{hook}"
+failsvc{{
+    name = "toy", interval = {interval}, timeout = {timeout}, hook_timeout = 10,
+    {role} = {{ "{peer}" }},
+    start = function() exec(hook .. " up"); return "UP" end,
+    stop = function() exec(hook .. " down"); return "{stopped}" end,
+    reclaim = function() exec(hook .. " reclaim"); return "UP" end,
+    check = function() exec(hook .. " check"); return true end,
+}}
+"#,
+        peer = peer.0,
+        peer_addr = peer.1,
+        interval = t.interval,
+        timeout = t.timeout,
+    )
+}
+
+impl Host {
+    /// Boots a host as the worked example's init scripts do: faild (under
+    /// `boot_id`), the service registered FAIL with its backup host, then
+    /// RECOVER, then failsh. `dir` holds the journal; the host's files go to
+    /// `dir/NAME/`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn boot(
+        name: &'static str,
+        addr: &str,
+        peer: (&'static str, &str),
+        master: bool,
+        dir: &Path,
+        boot_id: &str,
+        timing: Timing,
+    ) -> Result<Host> {
+        let addr: IpAddr = addr.parse()?;
+        let hdir = dir.join(name);
+        std::fs::create_dir_all(&hdir)?;
+        let cfg = hdir.join(format!("{name}.lua"));
+        std::fs::write(
+            &cfg,
+            toy_config(name, addr, (peer.0, peer.1.parse()?), master, dir, timing),
+        )?;
+        std::fs::write(hdir.join("communities"), RULES)?;
+        let mut faild = Faild::start_at(addr, &hdir, Some(RULES), &[])?;
+        faild.kill9();
+        faild.env = vec![("FAILD_BOOT_ID".into(), boot_id.into())];
+        faild.restart()?;
+        let mut host = Host {
+            name,
+            addr,
+            peer: peer.0,
+            faild,
+            failsh: Failsh::new(&cfg, addr, 1848),
+        };
+        host.register()?;
+        host.failsh.restart()?;
+        Ok(host)
+    }
+
+    /// The boot scripts' registration: FAIL with the backup host, then RECOVER.
+    fn register(&self) -> Result<()> {
+        for args in [vec!["-s", "FAIL", "-b", self.peer], vec!["-sRECOVER"]] {
+            let o = self
+                .faild
+                .failc(&[&["-c", "genesis"], &args[..], &["toy"]].concat());
+            if o.status.code() != Some(0) {
+                bail!("failc {args:?}: {}", stderr(&o));
+            }
+        }
+        Ok(())
+    }
+
+    /// The host reboots: faild comes back under a new boot id, the service
+    /// is registered again, failsh starts.
+    pub fn reboot(&mut self, boot_id: &str) -> Result<()> {
+        self.faild.kill9();
+        self.failsh.kill9();
+        self.faild.env = vec![("FAILD_BOOT_ID".into(), boot_id.into())];
+        self.faild.restart()?;
+        self.register()?;
+        self.failsh.restart()
+    }
+
+    /// The state of the toy service in this host's faild ("?" if none).
+    pub fn state(&self) -> String {
+        let o = failc(&["-h", &self.addr.to_string(), "-t", "1", "toy"]);
+        stdout(&o)
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("?")
+            .to_string()
+    }
+
+    /// Polls until the toy service is `want` here; the failsh log on failure.
+    pub fn wait_state(&self, want: &str, why: &str, limit: Duration) -> Result<()> {
+        wait_for(&format!("{} {want}: {why}", self.name), limit, || {
+            self.state() == want
+        })
+        .with_context(|| format!("--- {} failsh log:\n{}", self.name, self.failsh.log()))
+    }
+
+    /// The host crashes: failsh, faild and the service process die by
+    /// SIGKILL. Returns the time of the kill; the journal notes the service
+    /// down once its process is dead.
+    pub fn crash(&mut self, dir: &Path) -> Result<f64> {
+        let pidfile = dir.join(format!("{}.pid", self.name));
+        let pid = read(&pidfile).trim().to_string();
+        let at = now();
+        self.failsh.kill9();
+        self.faild.kill9();
+        if !pid.is_empty() {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid])
+                .status();
+            // Dead once gone or a zombie (its new parent may reap it later).
+            wait_for(
+                "the service process to die",
+                Duration::from_secs(30),
+                || {
+                    read(Path::new(&format!("/proc/{pid}/stat")))
+                        .split(' ')
+                        .nth(2)
+                        .is_none_or(|s| s == "Z")
+                },
+            )?;
+            let _ = std::fs::remove_file(&pidfile);
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.join("journal"))?;
+        writeln!(f, "{} down {:.9}", self.name, now())?;
+        Ok(at)
+    }
+}
+
+/// Wall-clock seconds, as the hooks' `date +%s.%N` writes them.
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// How many `event` lines `host` has in the journal in `dir`.
+pub fn events(dir: &Path, host: &str, event: &str) -> usize {
+    journal(&dir.join("journal"))
+        .iter()
+        .filter(|e| e.host == host && e.event == event)
+        .count()
+}
+
+/// The time of the `n`th (1-based) `event` line of `host`.
+pub fn event_time(dir: &Path, host: &str, event: &str, n: usize) -> Option<f64> {
+    journal(&dir.join("journal"))
+        .iter()
+        .filter(|e| e.host == host && e.event == event)
+        .nth(n - 1)
+        .map(|e| e.at)
+}
