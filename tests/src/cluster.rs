@@ -18,7 +18,7 @@ pub const RULES: &str = "* public RO\n* genesis RW 127.0.0.0/8\n";
 
 /// The toy service's hook script.
 pub fn hook_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/toy-service.sh")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/toy/toy-service.sh")
 }
 
 /// Timing of the toy service.
@@ -217,4 +217,26 @@ pub fn event_time(dir: &Path, host: &str, event: &str, n: usize) -> Option<f64> 
         .filter(|e| e.host == host && e.event == event)
         .nth(n - 1)
         .map(|e| e.at)
+}
+
+/// Kills, when dropped, every toy-service process whose pid file is in the
+/// directory, so a test that fails midway leaves nothing running.
+pub struct ToyServices(pub PathBuf);
+
+impl Drop for ToyServices {
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(&self.0) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if e.path().extension().is_some_and(|x| x == "pid") {
+                let pid = read(&e.path()).trim().to_string();
+                if read(Path::new(&format!("/proc/{pid}/cmdline"))).starts_with("sleep") {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-9", &pid])
+                        .status();
+                }
+            }
+        }
+    }
 }

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use failover_tests::cluster::{Host, Timing, events, hook_script, now};
+use failover_tests::cluster::{Host, Timing, ToyServices, events, hook_script, now};
 use failover_tests::{journal, overlaps, read, send_signal, stderr, wait_for};
 
 /// Generous: the bounds are for a loaded 2-core machine, not figures.
@@ -20,6 +20,7 @@ const TIMING: Timing = Timing {
 fn the_seed_story_on_two_loopback_hosts() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
+    let _services = ToyServices(dir.to_path_buf());
     std::fs::write(dir.join("journal"), "").unwrap();
     let mut lukretia = Host::boot(
         "lukretia",

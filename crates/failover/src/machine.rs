@@ -18,12 +18,43 @@ use crate::decide::{Action, Decision, PeerView, Situation, decide};
 use crate::{Record, State};
 
 /// The hooks a service may have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum HookKind {
+    /// Brings the service up; returns the new state (normally UP).
     Start,
+    /// Takes the service down; returns the new state (RECOVER on a slave,
+    /// FAIL on a master in the worked example).
     Stop,
+    /// Re-announces a service that never stopped after an insane slave stood
+    /// down (e.g. a gratuitous ARP); returns the new state (normally UP).
     Reclaim,
+    /// Health check while the service is UP; returns whether it is healthy.
     Check,
+}
+
+impl HookKind {
+    pub const ALL: [HookKind; 4] = [
+        HookKind::Start,
+        HookKind::Stop,
+        HookKind::Reclaim,
+        HookKind::Check,
+    ];
+
+    /// The `failsvc` subcommand and table key naming this hook.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HookKind::Start => "start",
+            HookKind::Stop => "stop",
+            HookKind::Reclaim => "reclaim",
+            HookKind::Check => "check",
+        }
+    }
+}
+
+impl std::fmt::Display for HookKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// What a hook call came to.
@@ -377,6 +408,22 @@ impl Machine {
     /// Feeds the result of a [`Command::Write`].
     pub fn on_written(&mut self, result: Result<(), String>) -> Step {
         let pending = self.pending.take();
+        let written = match pending {
+            Some(Pending::Claim | Pending::Adopt) => Some(State::Up),
+            Some(Pending::Publish(state)) => Some(state),
+            _ => None,
+        };
+        // The status shows what the local faild now holds, not just what
+        // the last poll read.
+        if let (Ok(()), Some(state), Some(LocalAnswer::Record(r))) =
+            (&result, written, &mut self.last_local)
+        {
+            r.state = state;
+            r.by_failsh = state == State::Up;
+            if state != State::Up {
+                r.request = None;
+            }
+        }
         match (pending, result) {
             (Some(Pending::Claim), Ok(())) => {
                 self.running = true;

@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use failover::State;
-use failover::machine::{
-    Command, HookKind, HookResult, LocalAnswer, Machine, Note, Params, PeerAnswer,
-};
+use failover::machine::{Command, HookResult, LocalAnswer, Machine, Note, Params, PeerAnswer};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -18,7 +16,7 @@ use tracing::{info, warn};
 use crate::batcher::Poller;
 use crate::client::{CallError, Client, is_no_such};
 use crate::config::{Config, ServiceConfig};
-use crate::hooks::{self, HookError, HookOutcome, Hooks};
+use crate::hooks::{HookError, HookOutcome, Hooks};
 
 /// The definitions in force: replaced whole by a reload.
 struct Current {
@@ -251,11 +249,8 @@ impl Engine {
                 }
                 Command::Run(kind) => {
                     let started = Instant::now();
-                    let result = current
-                        .hooks
-                        .call(name, hook_kind(kind), cfg.hook_timeout)
-                        .await;
-                    info!(target: "hook", "{name}: {kind:?} hook took {:.3}s: {}", started.elapsed().as_secs_f64(), describe(&result));
+                    let result = current.hooks.call(name, kind, cfg.hook_timeout).await;
+                    info!(target: "hook", "{name}: {kind} hook took {:.3}s: {}", started.elapsed().as_secs_f64(), describe(&result));
                     machine
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -305,15 +300,6 @@ async fn write(current: &Current, name: &str, state: State, limit: Duration) -> 
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
-}
-
-fn hook_kind(kind: HookKind) -> hooks::HookKind {
-    match kind {
-        HookKind::Start => hooks::HookKind::Start,
-        HookKind::Stop => hooks::HookKind::Stop,
-        HookKind::Reclaim => hooks::HookKind::Reclaim,
-        HookKind::Check => hooks::HookKind::Check,
-    }
 }
 
 fn hook_result(result: Result<HookOutcome, HookError>) -> HookResult {

@@ -31,7 +31,6 @@ mod location;
 pub(crate) mod tests;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,45 +40,7 @@ use mlua::{Function, MultiValue, Value};
 
 pub(crate) use engine::{Engine, RunError};
 
-/// Which hook of a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum HookKind {
-    /// Brings the service up; returns the new state (normally UP).
-    Start,
-    /// Takes the service down; returns the new state (RECOVER on a slave,
-    /// FAIL on a master in the worked example).
-    Stop,
-    /// Re-announces a service that never stopped after an insane slave stood
-    /// down (e.g. a gratuitous ARP); returns the new state (normally UP).
-    Reclaim,
-    /// Health check while the service is UP; returns whether it is healthy.
-    Check,
-}
-
-impl HookKind {
-    pub const ALL: [HookKind; 4] = [
-        HookKind::Start,
-        HookKind::Stop,
-        HookKind::Reclaim,
-        HookKind::Check,
-    ];
-
-    /// The `failsvc` subcommand and table key naming this hook.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HookKind::Start => "start",
-            HookKind::Stop => "stop",
-            HookKind::Reclaim => "reclaim",
-            HookKind::Check => "check",
-        }
-    }
-}
-
-impl fmt::Display for HookKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use failover::machine::HookKind;
 
 /// What a hook call produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

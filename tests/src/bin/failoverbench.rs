@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use failover_tests::cluster::{Host, Timing, event_time, events, now};
+use failover_tests::cluster::{Host, Timing, ToyServices, event_time, events, now};
 use failover_tests::procstat::{cpu_seconds, rss_kib};
 use failover_tests::{Faild, Failsh, read_reply, wait_for};
 
@@ -92,6 +92,7 @@ fn stats(v: &[f64]) -> [f64; 4] {
 fn failovers(timing: Timing, trials: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path();
+    let _services = ToyServices(dir.to_path_buf());
     std::fs::write(dir.join("journal"), "")?;
     let mut master = Host::boot(
         "lukretia",
