@@ -30,9 +30,16 @@ struct Current {
 /// All services of this host.
 pub struct Engine {
     current: RwLock<Arc<Current>>,
-    machines: Mutex<BTreeMap<String, Arc<Mutex<Machine>>>>,
+    services: Mutex<BTreeMap<String, Slot>>,
     epoch: Instant,
     shutdown: CancellationToken,
+}
+
+/// One managed service: its machine, and the token that ends its task.
+#[derive(Clone)]
+struct Slot {
+    machine: Arc<Mutex<Machine>>,
+    stop: CancellationToken,
 }
 
 /// The local faild's pseudo-host.
@@ -79,7 +86,7 @@ impl Engine {
     pub fn start(config: Config, hooks: Hooks, shutdown: CancellationToken) -> Arc<Engine> {
         let engine = Arc::new(Engine {
             current: RwLock::new(Arc::new(Current::new(config, hooks))),
-            machines: Mutex::new(BTreeMap::new()),
+            services: Mutex::new(BTreeMap::new()),
             epoch: Instant::now(),
             shutdown,
         });
@@ -101,12 +108,19 @@ impl Engine {
         let Some(cfg) = self.current().config.services.get(&name).cloned() else {
             return;
         };
-        let machine = Arc::new(Mutex::new(Machine::new(params(&cfg))));
-        self.machines
+        let slot = Slot {
+            machine: Arc::new(Mutex::new(Machine::new(params(&cfg)))),
+            stop: self.shutdown.child_token(),
+        };
+        let old = self
+            .services
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(name.clone(), machine.clone());
-        tokio::spawn(self.clone().run_service(name, machine));
+            .insert(name.clone(), slot.clone());
+        if let Some(old) = old {
+            old.stop.cancel(); // never two tasks driving one service
+        }
+        tokio::spawn(self.clone().run_service(name, slot));
     }
 
     /// Replaces the definitions. Unchanged services go on untouched, changed
@@ -128,12 +142,19 @@ impl Engine {
             }
         }
         {
-            let machines = self.machines.lock().unwrap_or_else(|p| p.into_inner());
+            let mut services = self.services.lock().unwrap_or_else(|p| p.into_inner());
             for name in &changed {
-                if let (Some(m), Some(svc)) = (machines.get(name), config.services.get(name)) {
-                    m.lock()
+                if let (Some(slot), Some(svc)) = (services.get(name), config.services.get(name)) {
+                    slot.machine
+                        .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .reconfigure(params(svc));
+                }
+            }
+            for name in &removed {
+                if let Some(slot) = services.remove(name) {
+                    slot.stop.cancel();
+                    info!(target: "engine", "{name}: no longer in the config: no longer managed, left as it is");
                 }
             }
         }
@@ -155,16 +176,11 @@ impl Engine {
         )
     }
 
-    async fn run_service(self: Arc<Self>, name: String, machine: Arc<Mutex<Machine>>) {
+    async fn run_service(self: Arc<Self>, name: String, slot: Slot) {
         loop {
             let current = self.current();
             let Some(cfg) = current.config.services.get(&name).cloned() else {
-                info!(target: "engine", "{name}: no longer in the config: no longer managed, left as it is");
-                self.machines
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&name);
-                return;
+                return; // removed by a reload, which cancelled `slot.stop` too
             };
             // Ticks are aligned to multiples of the interval, so services on
             // the same interval poll together and share one GET per peer.
@@ -172,10 +188,10 @@ impl Engine {
             let i = cfg.interval.as_nanos().max(1);
             let next = Duration::from_nanos(((now.as_nanos() / i + 1) * i) as u64);
             tokio::select! {
-                _ = self.shutdown.cancelled() => return,
+                _ = slot.stop.cancelled() => return,
                 _ = tokio::time::sleep(next - now) => {}
             }
-            self.tick(&name, &cfg, &current, &machine).await;
+            self.tick(&name, &cfg, &current, &slot.machine).await;
         }
     }
 
@@ -187,31 +203,32 @@ impl Engine {
         machine: &Mutex<Machine>,
     ) {
         let limit = call_limit(cfg.interval);
-        let mut polls = JoinSet::new();
-        for (i, host) in std::iter::once(LOCALHOST)
+        let hosts: Vec<&str> = std::iter::once(LOCALHOST)
             .chain(cfg.masters.iter().chain(&cfg.slaves).map(String::as_str))
-            .enumerate()
-        {
-            let Some(poller) = current.pollers.get(host).cloned() else {
-                continue;
+            .collect();
+        let mut polls = JoinSet::new();
+        for (i, host) in hosts.iter().enumerate() {
+            let Some(poller) = current.pollers.get(*host).cloned() else {
+                continue; // cannot happen: the config defines every host it names
             };
             let service = name.to_string();
             polls.spawn(async move { (i, poller.get(&service, limit).await) });
         }
-        let mut answers: Vec<(usize, Result<failover::Record, CallError>)> = polls.join_all().await;
-        answers.sort_by_key(|(i, _)| *i);
-        let mut answers = answers.into_iter().map(|(_, a)| a);
+        let mut answers: Vec<Option<Result<failover::Record, CallError>>> = vec![None; hosts.len()];
+        for (i, answer) in polls.join_all().await {
+            answers[i] = Some(answer);
+        }
+        let unknown_host = || Err(CallError::NoAnswer("host not in the config".into()));
+        let mut answers = answers.into_iter().map(|a| a.unwrap_or_else(unknown_host));
         let local = match answers.next() {
             Some(Ok(r)) => LocalAnswer::Record(r),
             Some(Err(e)) if is_no_such(&e) => LocalAnswer::NoSuch,
             Some(Err(e)) => LocalAnswer::Unavailable(e.to_string()),
             None => LocalAnswer::Unavailable("no localhost in the config".into()),
         };
-        let peers: Vec<(String, PeerAnswer)> = cfg
-            .masters
+        let peers: Vec<(String, PeerAnswer)> = hosts[1..]
             .iter()
-            .chain(&cfg.slaves)
-            .cloned()
+            .map(|h| h.to_string())
             .zip(answers)
             .map(|(host, a)| {
                 let answer = match a {
@@ -264,11 +281,13 @@ impl Engine {
     /// SIGINT dump).
     pub fn snapshot(&self) -> String {
         let now = self.epoch.elapsed();
-        let machines = self
-            .machines
+        let machines: Vec<(String, Arc<Mutex<Machine>>)> = self
+            .services
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone();
+            .iter()
+            .map(|(n, slot)| (n.clone(), slot.machine.clone()))
+            .collect();
         let mut out = String::new();
         for (name, m) in machines {
             let s = m.lock().unwrap_or_else(|p| p.into_inner()).status(now);
