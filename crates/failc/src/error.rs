@@ -42,6 +42,7 @@ fn describe(service: Option<&str>, target: &Target, code: ErrorCode, message: &s
         ErrorCode::Version => "protocol version",
         ErrorCode::TooBig => "too big",
         ErrorCode::Storage => "storage failure",
+        ErrorCode::Busy => "busy",
     };
     match service {
         Some(service) if code == ErrorCode::NoSuch || message.is_empty() => {

@@ -29,7 +29,7 @@ Exit status:
   3  faild unreachable or timed out (connection refused, unknown host, no reply)
   4  denied (community not accepted for this service or address)
   5  no such service
-  6  any other failure (bad request, protocol version, too big, storage, malformed reply)
+  6  any other failure (bad request, protocol version, too big, storage, busy, malformed reply)
   7  with --wait: the stop requested from failsh was not carried out in time
 When several services are given, failc goes on after a refusal and exits with
 the status of the first failure.";
@@ -43,9 +43,11 @@ pub fn code(err: &Error) -> u8 {
         Error::Refused { code, .. } => match code {
             ErrorCode::Denied => DENIED,
             ErrorCode::NoSuch => NO_SUCH,
-            ErrorCode::BadRequest | ErrorCode::Version | ErrorCode::TooBig | ErrorCode::Storage => {
-                FAILURE
-            }
+            ErrorCode::BadRequest
+            | ErrorCode::Version
+            | ErrorCode::TooBig
+            | ErrorCode::Storage
+            | ErrorCode::Busy => FAILURE,
         },
     }
 }

@@ -140,12 +140,17 @@ pub struct Params {
     pub slaves: Vec<String>,
     pub timeout: Duration,
     pub has_check: bool,
+    /// Without a reclaim hook, RECLAIM just ends: the service never stopped.
+    pub has_reclaim: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Peer {
     view: PeerView,
-    /// Since when the peer has not answered.
+    /// When the peer last answered.
+    heard: Option<Duration>,
+    /// While it does not answer: since when nothing has been heard (its last
+    /// answer, or the first try if it never answered).
     silent_since: Option<Duration>,
 }
 
@@ -271,34 +276,34 @@ impl Machine {
         let mut notes = Vec::new();
         for (host, answer) in peers {
             let old = self.peers.get(host).cloned();
+            let answered = |view| Peer {
+                view,
+                heard: Some(now),
+                silent_since: None,
+            };
             let peer = match answer {
-                PeerAnswer::Record(r) => Peer {
-                    view: match r.state {
-                        State::Up => PeerView::Up,
-                        State::Recover => PeerView::Recover,
-                        State::Fail => PeerView::Fail,
-                    },
-                    silent_since: None,
-                },
-                PeerAnswer::NoSuch => Peer {
-                    view: PeerView::Fail,
-                    silent_since: None,
-                },
+                PeerAnswer::Record(r) => answered(match r.state {
+                    State::Up => PeerView::Up,
+                    State::Recover => PeerView::Recover,
+                    State::Fail => PeerView::Fail,
+                }),
+                PeerAnswer::NoSuch => answered(PeerView::Fail),
                 PeerAnswer::Error(e) => {
                     if old.as_ref().is_none_or(|o| o.view != PeerView::Unknown) {
                         notes.push(Note::Warn(format!(
                             "peer {host} answers with an error ({e}): its state is UNKNOWN, which blocks starting"
                         )));
                     }
-                    Peer {
-                        view: PeerView::Unknown,
-                        silent_since: None,
-                    }
+                    answered(PeerView::Unknown)
                 }
                 PeerAnswer::NoAnswer => {
-                    let since = old.and_then(|o| o.silent_since).unwrap_or(now);
+                    // INDOUBT counts from the last answer: "state information
+                    // could not be retrieved for some time".
+                    let heard = old.as_ref().and_then(|o| o.heard);
+                    let since = old.and_then(|o| o.silent_since).or(heard).unwrap_or(now);
                     Peer {
                         view: PeerView::InDoubt(now.saturating_sub(since)),
+                        heard,
                         silent_since: Some(since),
                     }
                 }
@@ -318,6 +323,12 @@ impl Machine {
             return self.issue(Pending::Publish(state), Command::Write(state), notes);
         }
         if let Some(target) = self.stop_retry {
+            // An admin's request that came meanwhile decides what is published.
+            let requested = match &local {
+                LocalAnswer::Record(r) => r.request,
+                _ => None,
+            };
+            let target = target.or(requested);
             if self.running {
                 notes.push(Note::Warn("trying the failed stop again".into()));
                 return self.issue(
@@ -334,6 +345,16 @@ impl Machine {
                     command: None,
                     notes,
                 };
+            }
+            LocalAnswer::NoSuch if self.running => {
+                notes.push(Note::Warn(
+                    "the local faild no longer knows the service while it runs here: stopping it, then FAIL".into(),
+                ));
+                return self.issue(
+                    Pending::StopHook(Some(State::Fail)),
+                    Command::Run(HookKind::Stop),
+                    notes,
+                );
             }
             LocalAnswer::NoSuch => State::Fail,
             LocalAnswer::Record(r) => {
@@ -392,6 +413,13 @@ impl Machine {
             Action::Stop => {
                 self.issue(Pending::StopHook(None), Command::Run(HookKind::Stop), notes)
             }
+            Action::Reclaim if !self.params.has_reclaim => {
+                notes.push(Note::Info("RECLAIM over (no reclaim hook)".into()));
+                Step {
+                    command: None,
+                    notes,
+                }
+            }
             Action::Reclaim => {
                 self.issue(Pending::ReclaimHook, Command::Run(HookKind::Reclaim), notes)
             }
@@ -433,9 +461,15 @@ impl Machine {
                     vec![Note::Info("claimed UP; starting".into())],
                 )
             }
-            (Some(Pending::Claim), Err(e)) => warn(format!(
-                "cannot claim UP in the local faild ({e}): not starting"
-            )),
+            (Some(Pending::Claim), Err(e)) => {
+                // The claim may have landed although its answer was lost:
+                // write RECOVER back (a no-op if it did not), never adopt it.
+                self.running = false;
+                self.unpublished = Some(State::Recover);
+                warn(format!(
+                    "cannot claim UP in the local faild ({e}): not starting"
+                ))
+            }
             (Some(Pending::Publish(state)), Ok(())) => {
                 self.unpublished = None;
                 info(format!("now {state}"))
@@ -483,11 +517,11 @@ impl Machine {
                     ))],
                 )
             }
-            (Some(Pending::AbortStop), HookResult::State(_)) => {
+            (Some(Pending::AbortStop), HookResult::State(state)) if state != State::Up => {
                 self.running = false;
                 self.publish(State::Fail, "stopped after the failure".into())
             }
-            (Some(Pending::StopHook(target)), HookResult::State(state)) => {
+            (Some(Pending::StopHook(target)), HookResult::State(state)) if state != State::Up => {
                 self.running = false;
                 self.stop_retry = None;
                 let to = target.unwrap_or(state);
@@ -504,6 +538,7 @@ impl Machine {
                     "STOP HOOK FAILED ({}): the service may still run, so it stays UP for the peers; retrying every interval",
                     describe(&bad)
                 ))
+                // (A stop hook answering UP says the service still runs: a failure too.)
             }
             (Some(Pending::CheckHook), HookResult::Healthy(true)) => Step::default(),
             (Some(Pending::CheckHook), bad) => self.issue(
@@ -568,6 +603,7 @@ mod tests {
             slaves: slaves.iter().map(|s| s.to_string()).collect(),
             timeout: TIMEOUT,
             has_check: check,
+            has_reclaim: true,
         }
     }
 
@@ -602,7 +638,8 @@ mod tests {
             &[peer("lukretia", State::Up)],
         );
         assert_eq!(step.command, None);
-        // The master goes silent: INDOUBT blocks until the timeout.
+        // The master goes silent: INDOUBT, counted from its last answer,
+        // blocks until the timeout.
         assert_eq!(
             m.on_poll(
                 secs(1.0),
@@ -614,7 +651,7 @@ mod tests {
         );
         assert_eq!(
             m.on_poll(
-                secs(3.9),
+                secs(2.9),
                 rec(State::Recover, false, None),
                 &[silent("lukretia")]
             )
@@ -622,7 +659,7 @@ mod tests {
             None
         );
         let step = m.on_poll(
-            secs(4.1),
+            secs(3.0),
             rec(State::Recover, false, None),
             &[silent("lukretia")],
         );
@@ -660,6 +697,93 @@ mod tests {
         assert_eq!(step.command, None);
         assert!(matches!(&step.notes[0], Note::Warn(w) if w.contains("not starting")));
         assert!(!m.status(secs(0.0)).running);
+    }
+
+    #[test]
+    fn a_lost_claim_answer_is_written_back_not_adopted() {
+        let mut m = Machine::new(params(&[], &[], false));
+        m.on_poll(secs(0.0), rec(State::Recover, false, None), &[]);
+        m.on_written(Err("no reply within 1s".into()));
+        // The claim landed after all: the next poll finds UP by failsh, and
+        // RECOVER is written back instead of adopting a service never started.
+        let step = m.on_poll(secs(1.0), rec(State::Up, true, None), &[]);
+        assert_eq!(step.command, Some(Command::Write(State::Recover)));
+        assert!(!m.status(secs(1.0)).running);
+    }
+
+    #[test]
+    fn a_deleted_record_of_a_running_service_stops_it() {
+        let mut m = Machine::new(params(&[], &[], false));
+        m.on_poll(secs(0.0), rec(State::Up, true, None), &[]);
+        let step = m.on_poll(secs(1.0), LocalAnswer::NoSuch, &[]);
+        assert_eq!(step.command, Some(Command::Run(HookKind::Stop)));
+        assert_eq!(
+            m.on_hook(HookResult::State(State::Recover)).command,
+            Some(Command::Write(State::Fail))
+        );
+    }
+
+    #[test]
+    fn a_stop_hook_answering_up_has_failed() {
+        let mut m = Machine::new(params(&["m"], &[], false));
+        let step = m.on_poll(
+            secs(0.0),
+            rec(State::Up, true, None),
+            &[peer("m", State::Recover)],
+        );
+        assert_eq!(step.command, Some(Command::Run(HookKind::Stop)));
+        assert_eq!(m.on_hook(HookResult::State(State::Up)).command, None);
+        assert!(
+            m.status(secs(0.0)).running,
+            "still running; the stop is retried"
+        );
+        let step = m.on_poll(
+            secs(1.0),
+            rec(State::Up, true, None),
+            &[peer("m", State::Recover)],
+        );
+        assert_eq!(step.command, Some(Command::Run(HookKind::Stop)));
+    }
+
+    #[test]
+    fn a_retried_stop_publishes_an_admins_request() {
+        let mut m = Machine::new(params(&["m"], &[], false));
+        m.on_poll(
+            secs(0.0),
+            rec(State::Up, true, None),
+            &[peer("m", State::Recover)],
+        );
+        m.on_hook(HookResult::Failed("busy".into()));
+        let step = m.on_poll(
+            secs(1.0),
+            rec(State::Up, true, Some(State::Fail)),
+            &[peer("m", State::Recover)],
+        );
+        assert_eq!(step.command, Some(Command::Run(HookKind::Stop)));
+        assert_eq!(
+            m.on_hook(HookResult::State(State::Recover)).command,
+            Some(Command::Write(State::Fail))
+        );
+    }
+
+    #[test]
+    fn without_a_reclaim_hook_reclaim_just_ends() {
+        let mut p = params(&[], &["s"], false);
+        p.has_reclaim = false;
+        let mut m = Machine::new(p);
+        m.on_poll(
+            secs(0.0),
+            rec(State::Up, true, None),
+            &[peer("s", State::Up)],
+        );
+        assert!(m.status(secs(0.0)).reclaim);
+        let step = m.on_poll(
+            secs(1.0),
+            rec(State::Up, true, None),
+            &[peer("s", State::Recover)],
+        );
+        assert_eq!(step.command, None);
+        assert!(!m.status(secs(1.0)).reclaim && m.status(secs(1.0)).running);
     }
 
     #[test]

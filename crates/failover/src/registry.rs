@@ -122,6 +122,19 @@ impl Registry {
                 let Some(rule) = grants.allows(service, Access::Write) else {
                     return denied(format!("community may not write {service}"));
                 };
+                // failsh claims UP only for a service it saw RECOVER; if it is
+                // FAIL by now (an admin's FAIL landed between failsh's poll
+                // and its claim), the claim is refused and nothing starts.
+                if let (Origin::Failsh, State::Up, Some(old)) =
+                    (origin, state, self.records.get(service))
+                    && old.state == State::Fail
+                {
+                    return Outcome::Reply(Reply::error(
+                        Some(id),
+                        ErrorCode::Busy,
+                        format!("{service} is FAIL here: not claimed"),
+                    ));
+                }
                 match self.plan_set(service, *state, backup.as_deref(), *origin, now) {
                     Some(mutation) => Outcome::Change {
                         mutation,
@@ -142,6 +155,13 @@ impl Registry {
                         Some(id),
                         ErrorCode::NoSuch,
                         format!("no such service {service}"),
+                    )),
+                    // Deleting it would make peers see it free (no such
+                    // service counts as FAIL) while it runs.
+                    Some(r) if r.state == State::Up && r.by_failsh => Outcome::Reply(Reply::error(
+                        Some(id),
+                        ErrorCode::Busy,
+                        format!("failsh runs {service}: stop it first (failc -s FAIL --wait)"),
                     )),
                     Some(previous) => Outcome::Change {
                         mutation: Mutation::Delete {
@@ -481,6 +501,28 @@ mod tests {
         // Not run by failsh now: an admin's write is direct.
         run(&mut reg, "FAIL/1 5 genesis SET vip RECOVER", t(4));
         assert_eq!(reg.get("vip").unwrap().state, State::Recover);
+    }
+
+    #[test]
+    fn a_running_service_can_neither_be_deleted_nor_claimed_from_fail() {
+        let mut reg = Registry::new();
+        run(&mut reg, "FAIL/1 1 genesis SET vip UP by=failsh", t(0));
+        assert_eq!(
+            code(&run(&mut reg, "FAIL/1 2 genesis DEL vip", t(1))),
+            ErrorCode::Busy
+        );
+        run(&mut reg, "FAIL/1 3 genesis SET vip FAIL by=failsh", t(2));
+        assert_eq!(
+            code(&run(
+                &mut reg,
+                "FAIL/1 4 genesis SET vip UP by=failsh",
+                t(3)
+            )),
+            ErrorCode::Busy
+        );
+        assert_eq!(reg.get("vip").unwrap().state, State::Fail);
+        run(&mut reg, "FAIL/1 5 genesis DEL vip", t(4));
+        assert!(reg.get("vip").is_none());
     }
 
     #[test]

@@ -46,9 +46,13 @@ impl Poller {
         if self.tx.send(ask).is_err() {
             return Err(CallError::NoAnswer("poller stopped".into()));
         }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(CallError::NoAnswer("poller stopped".into())))
+        // The ask's own limit holds even while the poller still waits on a
+        // slower service's batch to this host.
+        match tokio::time::timeout(limit, answer).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(CallError::NoAnswer("poller stopped".into())),
+            Err(_) => Err(CallError::NoAnswer(format!("no reply within {limit:?}"))),
+        }
     }
 }
 
@@ -58,6 +62,10 @@ async fn run(mut client: Client, mut rx: mpsc::UnboundedReceiver<Ask>) {
         let mut asks = vec![first];
         while let Ok(more) = rx.try_recv() {
             asks.push(more);
+        }
+        asks.retain(|a| !a.reply.is_closed()); // their callers gave up waiting
+        if asks.is_empty() {
+            continue;
         }
         let limit = asks.iter().map(|a| a.limit).min().unwrap_or(GATHER);
         let mut names: Vec<String> = asks.iter().map(|a| a.service.clone()).collect();
@@ -69,7 +77,7 @@ async fn run(mut client: Client, mut rx: mpsc::UnboundedReceiver<Ask>) {
             let answer = match answers.get(&ask.service) {
                 Some(Ok(r)) => Ok(r.clone()),
                 Some(Err(e)) => Err(e.clone()),
-                None => Err(CallError::NoAnswer("missing from the reply".into())),
+                None => Err(CallError::Garbled("missing from the reply".into())),
             };
             let _ = ask.reply.send(answer);
         }

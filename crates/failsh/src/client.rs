@@ -1,6 +1,7 @@
 //! Talking to a faild: batched GETs for polling, SETs for the local record.
 //! One client per host, reused across polls (a TCP connection stays open).
 
+use std::collections::VecDeque;
 use std::io;
 use std::time::Duration;
 
@@ -27,6 +28,19 @@ pub enum CallError {
     /// faild answered with an error: the host is alive.
     #[error("{0}")]
     Refused(ProtoError),
+    /// Something answered, but not with a reply failsh can read (or not to
+    /// this request): the host is alive, its state unknown.
+    #[error("unreadable answer: {0}")]
+    Garbled(String),
+}
+
+impl From<io::Error> for CallError {
+    fn from(e: io::Error) -> CallError {
+        match e.kind() {
+            io::ErrorKind::InvalidData => CallError::Garbled(e.to_string()),
+            _ => CallError::NoAnswer(e.to_string()),
+        }
+    }
 }
 
 /// A faild, as one host's config describes it.
@@ -54,7 +68,8 @@ impl Client {
     }
 
     /// Reads `names`; each answer in order. A whole-request failure is
-    /// returned as the error for every name.
+    /// returned as the error for every name of that request; a GET whose
+    /// reply would not fit one UDP datagram is asked again in halves.
     pub async fn get(
         &mut self,
         names: &[String],
@@ -66,8 +81,11 @@ impl Client {
         };
         let mut out = Vec::with_capacity(names.len());
         let deadline = tokio::time::Instant::now() + limit;
-        for batch in get_batches(names, &self.host.community, per) {
+        let mut pending: VecDeque<Vec<String>> =
+            get_batches(names, &self.host.community, per).into();
+        while let Some(batch) = pending.pop_front() {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let failed = |e: CallError| batch.iter().map(move |n| (n.clone(), Err(e.clone())));
             match self.call(Op::Get(batch.clone()), left).await {
                 Ok(Reply::Items { items, .. }) => {
                     for item in items {
@@ -79,19 +97,13 @@ impl Client {
                         });
                     }
                 }
-                Ok(Reply::Error(e)) => out.extend(
-                    batch
-                        .into_iter()
-                        .map(|n| (n, Err(CallError::Refused(e.clone())))),
-                ),
-                Err(e) => {
-                    let msg = e.to_string();
-                    out.extend(
-                        batch
-                            .into_iter()
-                            .map(|n| (n, Err(CallError::NoAnswer(msg.clone())))),
-                    );
+                Ok(Reply::Error(e)) if e.code == ErrorCode::TooBig && batch.len() > 1 => {
+                    let (first, second) = batch.split_at(batch.len() / 2);
+                    pending.push_front(second.to_vec());
+                    pending.push_front(first.to_vec());
                 }
+                Ok(Reply::Error(e)) => out.extend(failed(CallError::Refused(e))),
+                Err(e) => out.extend(failed(CallError::from(e))),
             }
         }
         out
@@ -116,7 +128,7 @@ impl Client {
                 _ => Err(CallError::NoAnswer("empty reply to SET".into())),
             },
             Ok(Reply::Error(e)) => Err(CallError::Refused(e)),
-            Err(e) => Err(CallError::NoAnswer(e.to_string())),
+            Err(e) => Err(CallError::from(e)),
         }
     }
 
@@ -129,7 +141,19 @@ impl Client {
         };
         let result = tokio::time::timeout(limit, async {
             match self.host.protocol {
-                Protocol::Tcp => self.tcp_call(&req).await,
+                Protocol::Tcp => {
+                    let reused = self.tcp.is_some();
+                    match self.tcp_call(&req).await {
+                        // A kept connection faild has closed meanwhile (idle
+                        // timeout, connection cap): nothing was executed, as
+                        // faild runs only complete lines; ask once more.
+                        Err(e) if reused && stale(&e) => {
+                            self.tcp = None;
+                            self.tcp_call(&req).await
+                        }
+                        r => r,
+                    }
+                }
                 Protocol::Udp => self.udp_call(&req, limit).await,
             }
         })
@@ -169,14 +193,15 @@ impl Client {
             ));
         }
         let mut text = line.clone();
-        if let Header::Items { count, .. } = Header::parse(&line).map_err(io::Error::other)? {
+        let garbled = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+        if let Header::Items { count, .. } = Header::parse(&line).map_err(garbled)? {
             for _ in 0..count {
                 line.clear();
                 conn.read_line(&mut line).await?;
                 text.push_str(&line);
             }
         }
-        let reply = Reply::decode(&text).map_err(io::Error::other)?;
+        let reply = Reply::decode(&text).map_err(garbled)?;
         check_id(&reply, req.id)?;
         Ok(reply)
     }
@@ -215,9 +240,23 @@ impl Client {
     }
 }
 
+/// Whether an error means the connection was already dead when used.
+fn stale(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted
+    )
+}
+
 fn check_id(reply: &Reply, id: u64) -> io::Result<()> {
     match reply.id() {
-        Some(got) if got != id => Err(io::Error::other(format!("reply id {got} for request {id}"))),
+        Some(got) if got != id => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("reply id {got} for request {id}"),
+        )),
         _ => Ok(()),
     }
 }

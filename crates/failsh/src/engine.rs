@@ -31,6 +31,9 @@ struct Current {
 pub struct Engine {
     current: RwLock<Arc<Current>>,
     services: Mutex<BTreeMap<String, Slot>>,
+    /// Services a reload removed, kept so that one added back continues with
+    /// the same machine once the old task has finished.
+    retired: Mutex<BTreeMap<String, Slot>>,
     epoch: Instant,
     shutdown: CancellationToken,
 }
@@ -39,7 +42,10 @@ pub struct Engine {
 #[derive(Clone)]
 struct Slot {
     machine: Arc<Mutex<Machine>>,
+    /// Ends the task at its next tick.
     stop: CancellationToken,
+    /// Cancelled when the task has ended (a tick in progress included).
+    done: CancellationToken,
 }
 
 /// The local faild's pseudo-host.
@@ -51,6 +57,7 @@ fn params(s: &ServiceConfig) -> Params {
         slaves: s.slaves.clone(),
         timeout: s.timeout,
         has_check: s.hooks.check,
+        has_reclaim: s.hooks.reclaim,
     }
 }
 
@@ -87,6 +94,7 @@ impl Engine {
         let engine = Arc::new(Engine {
             current: RwLock::new(Arc::new(Current::new(config, hooks))),
             services: Mutex::new(BTreeMap::new()),
+            retired: Mutex::new(BTreeMap::new()),
             epoch: Instant::now(),
             shutdown,
         });
@@ -108,19 +116,34 @@ impl Engine {
         let Some(cfg) = self.current().config.services.get(&name).cloned() else {
             return;
         };
-        let slot = Slot {
-            machine: Arc::new(Mutex::new(Machine::new(params(&cfg)))),
-            stop: self.shutdown.child_token(),
-        };
+        // A service removed and added back continues with its machine (its
+        // pending publish, stop retry, RECLAIM), after its old task is done.
         let old = self
-            .services
+            .retired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&name);
+        let machine = match &old {
+            Some(o) => {
+                o.machine
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .reconfigure(params(&cfg));
+                o.machine.clone()
+            }
+            None => Arc::new(Mutex::new(Machine::new(params(&cfg)))),
+        };
+        let slot = Slot {
+            machine,
+            stop: self.shutdown.child_token(),
+            done: CancellationToken::new(),
+        };
+        self.services
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(name.clone(), slot.clone());
-        if let Some(old) = old {
-            old.stop.cancel(); // never two tasks driving one service
-        }
-        tokio::spawn(self.clone().run_service(name, slot));
+        let previous = old.map(|o| o.done);
+        tokio::spawn(self.clone().run_service(name, slot, previous));
     }
 
     /// Replaces the definitions. Unchanged services go on untouched, changed
@@ -154,6 +177,10 @@ impl Engine {
             for name in &removed {
                 if let Some(slot) = services.remove(name) {
                     slot.stop.cancel();
+                    self.retired
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(name.clone(), slot);
                     info!(target: "engine", "{name}: no longer in the config: no longer managed, left as it is");
                 }
             }
@@ -176,11 +203,21 @@ impl Engine {
         )
     }
 
-    async fn run_service(self: Arc<Self>, name: String, slot: Slot) {
+    async fn run_service(
+        self: Arc<Self>,
+        name: String,
+        slot: Slot,
+        previous: Option<CancellationToken>,
+    ) {
+        let _done = slot.done.clone().drop_guard();
+        if let Some(previous) = previous {
+            previous.cancelled().await; // never two tasks driving one service
+        }
         loop {
             let current = self.current();
-            let Some(cfg) = current.config.services.get(&name).cloned() else {
-                return; // removed by a reload, which cancelled `slot.stop` too
+            let cfg = match current.config.services.get(&name) {
+                Some(cfg) if !slot.stop.is_cancelled() => cfg.clone(),
+                _ => return, // removed by a reload
             };
             // Ticks are aligned to multiples of the interval, so services on
             // the same interval poll together and share one GET per peer.
@@ -202,6 +239,9 @@ impl Engine {
         current: &Current,
         machine: &Mutex<Machine>,
     ) {
+        // The tick's own time: INDOUBT durations then add up to exact
+        // multiples of the interval, whatever the polls' latencies.
+        let now = self.epoch.elapsed();
         let limit = call_limit(cfg.interval);
         let hosts: Vec<&str> = std::iter::once(LOCALHOST)
             .chain(cfg.masters.iter().chain(&cfg.slaves).map(String::as_str))
@@ -234,13 +274,14 @@ impl Engine {
                 let answer = match a {
                     Ok(r) => PeerAnswer::Record(r),
                     Err(e) if is_no_such(&e) => PeerAnswer::NoSuch,
-                    Err(CallError::Refused(e)) => PeerAnswer::Error(e.to_string()),
+                    Err(e @ (CallError::Refused(_) | CallError::Garbled(_))) => {
+                        PeerAnswer::Error(e.to_string())
+                    }
                     Err(CallError::NoAnswer(_)) => PeerAnswer::NoAnswer,
                 };
                 (host, answer)
             })
             .collect();
-        let now = self.epoch.elapsed();
         let mut step = machine
             .lock()
             .unwrap_or_else(|p| p.into_inner())

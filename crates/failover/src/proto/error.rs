@@ -18,16 +18,19 @@ pub enum ErrorCode {
     TooBig,
     /// faild could not make the change durable; nothing was changed.
     Storage,
+    /// Not now: the service is running (a delete), or FAIL (a claim).
+    Busy,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 6] = [
+    pub const ALL: [ErrorCode; 7] = [
         ErrorCode::Denied,
         ErrorCode::NoSuch,
         ErrorCode::BadRequest,
         ErrorCode::Version,
         ErrorCode::TooBig,
         ErrorCode::Storage,
+        ErrorCode::Busy,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -38,6 +41,7 @@ impl ErrorCode {
             ErrorCode::Version => "VERSION",
             ErrorCode::TooBig => "TOOBIG",
             ErrorCode::Storage => "STORAGE",
+            ErrorCode::Busy => "BUSY",
         }
     }
 }
