@@ -82,6 +82,7 @@ mod tests {
             (Version, FAILURE),
             (TooBig, FAILURE),
             (Storage, FAILURE),
+            (Busy, FAILURE),
         ];
         assert_eq!(expected.len(), ErrorCode::ALL.len());
         for (c, status) in expected {
