@@ -31,15 +31,6 @@ impl PeerView {
             v => v,
         }
     }
-
-    /// Whether this peer may be providing the service right now, as far as
-    /// failsh can tell: UP, or not known to be down.
-    fn may_be_up(self) -> bool {
-        matches!(
-            self,
-            PeerView::Up | PeerView::InDoubt(_) | PeerView::Unknown
-        )
-    }
 }
 
 impl fmt::Display for PeerView {
@@ -178,17 +169,22 @@ pub fn decide(s: &Situation<'_>) -> Decision {
     }
 }
 
-/// Whether any peer in `views` may be providing the service (used by the
-/// invariants: failsh never starts while that holds).
-pub fn any_may_be_up(views: &[(String, PeerView)], timeout: Duration) -> bool {
-    views.iter().any(|(_, v)| v.settled(timeout).may_be_up())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const T: Duration = Duration::from_secs(15);
+
+    /// Whether any peer may be providing the service, as far as failsh can
+    /// tell: UP, or not known to be down.
+    fn any_may_be_up(views: &[(String, PeerView)], timeout: Duration) -> bool {
+        views.iter().any(|(_, v)| {
+            matches!(
+                v.settled(timeout),
+                PeerView::Up | PeerView::InDoubt(_) | PeerView::Unknown
+            )
+        })
+    }
 
     const VIEWS: [PeerView; 6] = [
         PeerView::Up,

@@ -205,10 +205,6 @@ impl Machine {
         self.params = params;
     }
 
-    pub fn params(&self) -> &Params {
-        &self.params
-    }
-
     /// Whether a poll may be fed: no command is outstanding.
     pub fn idle(&self) -> bool {
         self.pending.is_none()

@@ -63,10 +63,6 @@ impl Client {
         }
     }
 
-    pub fn host(&self) -> &HostConfig {
-        &self.host
-    }
-
     /// Reads `names`; each answer in order. A whole-request failure is
     /// returned as the error for every name of that request; a GET whose
     /// reply would not fit one UDP datagram is asked again in halves.

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use crate::batcher::Poller;
 use crate::client::{CallError, Client, is_no_such};
-use crate::config::{Config, ServiceConfig};
+use crate::config::{Config, LOCALHOST, ServiceConfig};
 use crate::hooks::{HookError, HookOutcome, Hooks};
 
 /// The definitions in force: replaced whole by a reload.
@@ -48,9 +48,6 @@ struct Slot {
     done: CancellationToken,
 }
 
-/// The local faild's pseudo-host.
-pub const LOCALHOST: &str = "localhost";
-
 fn params(s: &ServiceConfig) -> Params {
     Params {
         masters: s.masters.clone(),
@@ -74,11 +71,7 @@ impl Current {
             .iter()
             .map(|(name, host)| (name.clone(), Poller::spawn(host.clone())))
             .collect();
-        let local = config
-            .hosts
-            .get(LOCALHOST)
-            .cloned()
-            .expect("the config always defines localhost");
+        let local = config.localhost().clone();
         Current {
             writer: Arc::new(tokio::sync::Mutex::new(Client::new(local))),
             config,
