@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use failover::registry::Registry;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::access::Access;
 use crate::cli::Cli;
@@ -32,52 +32,24 @@ struct Prepared {
 
 /// faild's entry point.
 pub fn main() -> ExitCode {
-    // A SIGHUP (log rotation, a reload sent too early) must not kill faild
-    // before its handler is installed; SIGTERM's default is fine then.
-    // SAFETY: no other thread exists yet, and SigIgn runs no code.
-    let _ = unsafe {
-        nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGHUP,
-            nix::sys::signal::SigHandler::SigIgn,
-        )
-    };
+    failover_daemon::ignore_sighup_during_startup();
     let mut cli = Cli::parse();
     logging::init(cli.foreground, &cli.debug);
-    let prepared = match absolute_paths(&mut cli).and_then(|()| prepare(&cli)) {
-        Ok(p) => p,
-        Err(e) => {
-            if !cli.foreground {
-                error!("{e:#}");
-            }
-            eprintln!("faild: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut ready = if cli.foreground {
-        Ready::none()
-    } else {
-        match daemon::detach() {
-            Ok(ready) => ready,
-            Err(e) => {
-                eprintln!("faild: cannot detach: {e:#}");
-                return ExitCode::FAILURE;
-            }
-        }
-    };
-    match serve(&cli, prepared, &mut ready) {
-        Ok(()) => {
-            info!("faild stopped");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            error!("{e:#}");
-            if cli.foreground {
-                eprintln!("faild: {e:#}");
-            }
-            ready.failed(&format!("{e:#}"));
-            ExitCode::FAILURE
-        }
+    let foreground = cli.foreground;
+    let code = daemon::start(
+        "faild",
+        foreground,
+        move || {
+            absolute_paths(&mut cli)?;
+            let prepared = prepare(&cli)?;
+            Ok((cli, prepared))
+        },
+        |(cli, prepared), ready| serve(&cli, prepared, ready),
+    );
+    if code == ExitCode::SUCCESS {
+        info!("faild stopped");
     }
+    code
 }
 
 /// Paths are made absolute before faild changes to `/` when it detaches, so

@@ -21,13 +21,7 @@ use crate::monitor;
 
 /// failsh's entry point.
 pub fn main() -> ExitCode {
-    // SAFETY: no other thread exists yet, and SigIgn runs no code.
-    let _ = unsafe {
-        nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGHUP,
-            nix::sys::signal::SigHandler::SigIgn,
-        )
-    };
+    failover_daemon::ignore_sighup_during_startup();
     let mut cli = Cli::parse();
     if cli.test {
         return match config::load(&cli.file) {
@@ -52,41 +46,20 @@ pub fn main() -> ExitCode {
         cli.foreground,
         failover_daemon::logging::filter("FAILSH_LOG", &targets),
     );
-    let prepared = match prepare(&mut cli) {
-        Ok(p) => p,
-        Err(e) => {
-            if !cli.foreground {
-                error!("{e:#}");
-            }
-            eprintln!("failsh: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let mut ready = if cli.foreground {
-        Ready::none()
-    } else {
-        match daemon::detach() {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("failsh: cannot detach: {e:#}");
-                return ExitCode::FAILURE;
-            }
-        }
-    };
-    match run(&cli, prepared, &mut ready) {
-        Ok(()) => {
-            info!("failsh stopped; services left as they are");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            error!("{e:#}");
-            if cli.foreground {
-                eprintln!("failsh: {e:#}");
-            }
-            ready.failed(&format!("{e:#}"));
-            ExitCode::FAILURE
-        }
+    let foreground = cli.foreground;
+    let code = daemon::start(
+        "failsh",
+        foreground,
+        move || {
+            let prepared = prepare(&mut cli)?;
+            Ok((cli, prepared))
+        },
+        |(cli, prepared), ready| run(&cli, prepared, ready),
+    );
+    if code == ExitCode::SUCCESS {
+        info!("failsh stopped; services left as they are");
     }
+    code
 }
 
 struct Prepared {
