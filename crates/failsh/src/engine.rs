@@ -221,7 +221,7 @@ impl Engine {
                 _ = slot.stop.cancelled() => return,
                 _ = tokio::time::sleep(next - now) => {}
             }
-            self.tick(&name, &cfg, &current, &slot.machine).await;
+            self.tick(&name, &cfg, &current, &slot.machine, next).await;
         }
     }
 
@@ -231,10 +231,11 @@ impl Engine {
         cfg: &ServiceConfig,
         current: &Current,
         machine: &Mutex<Machine>,
+        now: Duration,
     ) {
-        // The tick's own time: INDOUBT durations then add up to exact
-        // multiples of the interval, whatever the polls' latencies.
-        let now = self.epoch.elapsed();
+        // `now` is the tick's aligned time, not the clock after waking up:
+        // INDOUBT durations then add up to exact multiples of the interval,
+        // whatever the wake-up and poll latencies.
         let limit = call_limit(cfg.interval);
         let hosts: Vec<&str> = std::iter::once(LOCALHOST)
             .chain(cfg.masters.iter().chain(&cfg.slaves).map(String::as_str))
