@@ -23,7 +23,11 @@ trap cleanup EXIT
 : > "$work/journal"
 
 say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
-state() { "$bin/failc" -h "$1" -t 1 toy 2> /dev/null | awk '{print $2}' || true; }
+state() {
+    local s
+    s=$("$bin/failc" -h "$1" -t 1 toy 2> /dev/null | awk '{print $2}') || true
+    echo "${s:-(down)}"
+}
 show() { printf '  %s   lukretia: %-8s macbeth: %-8s\n' "$(date +%T.%N | cut -c1-12)" "$(state 127.0.0.2)" "$(state 127.0.0.3)"; }
 # watch UNTIL-COMMAND: prints both states every half second until it holds (at most 60 s)
 watch() {
