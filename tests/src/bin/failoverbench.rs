@@ -122,6 +122,10 @@ fn failovers(timing: Timing, trials: usize) -> Result<(Vec<f64>, Vec<f64>)> {
     wait_event("lukretia", 1)?;
     let (mut over, mut back) = (Vec::new(), Vec::new());
     for trial in 1..=trials {
+        // Crash at a different phase of the slave's polling cycle each time,
+        // so the figures cover the whole range, not one lucky moment.
+        let phase = (trial as f64 * 0.618_034).fract();
+        std::thread::sleep(Duration::from_secs_f64(phase * timing.interval));
         let killed = master.crash(dir)?;
         wait_event("macbeth", trial)?;
         over.push(event_time(dir, "macbeth", "started", trial).context("journal")? - killed);
