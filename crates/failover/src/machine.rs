@@ -94,10 +94,16 @@ pub enum PeerAnswer {
 /// What the caller must do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
+    /// Claim the service in the local faild: UP, only if it is RECOVER
+    /// there (`by=failsh-claim`).
+    Claim,
     /// Write this state to the local faild as failsh (`by=failsh`).
     Write(State),
     /// Run this hook.
     Run(HookKind),
+    /// Poll the local faild and the peers now, and feed the answers to
+    /// [`Machine::on_poll`] (the second look after a claim).
+    Poll,
 }
 
 /// Something worth a log line.
@@ -120,6 +126,8 @@ pub struct Step {
 enum Pending {
     /// UP written before the start hook.
     Claim,
+    /// The claim landed: one more look at the masters before starting.
+    Confirm,
     StartHook,
     /// The stop hook run after a failed start or reclaim; then FAIL.
     AbortStop,
@@ -132,6 +140,9 @@ enum Pending {
     /// UP written to mark a service found running as failsh's.
     Adopt,
 }
+
+/// A decision function (see [`decide`]).
+pub type Decider = fn(&Situation<'_>) -> Decision;
 
 /// The fixed parameters of a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,6 +169,9 @@ struct Peer {
 #[derive(Debug, Clone)]
 pub struct Machine {
     params: Params,
+    /// The decision function: [`decide`], except in the simulator's test
+    /// that proves a broken rule is caught.
+    decider: Decider,
     /// The service runs here: failsh started it or found it running.
     running: bool,
     reclaim: bool,
@@ -185,8 +199,14 @@ pub struct Status {
 
 impl Machine {
     pub fn new(params: Params) -> Machine {
+        Machine::with_decider(params, decide)
+    }
+
+    /// A machine deciding with `decider` instead of [`decide`].
+    pub fn with_decider(params: Params, decider: Decider) -> Machine {
         Machine {
             params,
+            decider,
             running: false,
             reclaim: false,
             pending: None,
@@ -268,7 +288,12 @@ impl Machine {
         local: LocalAnswer,
         peers: &[(String, PeerAnswer)],
     ) -> Step {
-        debug_assert!(self.idle(), "poll fed while a command is outstanding");
+        let confirming = self.pending == Some(Pending::Confirm);
+        debug_assert!(
+            self.idle() || confirming,
+            "poll fed while a command is outstanding"
+        );
+        self.pending = None;
         let mut notes = Vec::new();
         for (host, answer) in peers {
             let old = self.peers.get(host).cloned();
@@ -314,9 +339,30 @@ impl Machine {
             )));
         }
         self.last_local = Some(local.clone());
+        if confirming {
+            return self.confirm(now, &local, notes);
+        }
 
         if let Some(state) = self.unpublished {
-            return self.issue(Pending::Publish(state), Command::Write(state), notes);
+            match &local {
+                // Still failsh's UP: publish what the stop (or lost claim) left.
+                LocalAnswer::Record(r) if r.state == State::Up && r.by_failsh => {
+                    return self.issue(Pending::Publish(state), Command::Write(state), notes);
+                }
+                LocalAnswer::Unavailable(_) => {
+                    return Step {
+                        command: None,
+                        notes,
+                    };
+                }
+                // Someone else has written since (an admin): theirs stands.
+                _ => {
+                    self.unpublished = None;
+                    notes.push(Note::Info(format!(
+                        "{state} not written: the local record was changed meanwhile"
+                    )));
+                }
+            }
         }
         if let Some(target) = self.stop_retry {
             // An admin's request that came meanwhile decides what is published.
@@ -356,6 +402,20 @@ impl Machine {
             LocalAnswer::Record(r) => {
                 if r.state == State::Up && !self.running {
                     self.running = true;
+                    if r.by_failsh && r.request.is_none() {
+                        // An earlier failsh ran it, and may have died in the
+                        // middle of a start or a stop: start it again (start
+                        // hooks are idempotent, as init scripts are) rather
+                        // than advertise a service that may run nowhere.
+                        notes.push(Note::Info(
+                            "found UP, set by an earlier failsh: starting it again to be sure it runs".into(),
+                        ));
+                        return self.issue(
+                            Pending::StartHook,
+                            Command::Run(HookKind::Start),
+                            notes,
+                        );
+                    }
                     notes.push(Note::Info(
                         "found UP in the local faild: adopted as running".into(),
                     ));
@@ -391,7 +451,7 @@ impl Machine {
         };
         let masters = self.view_list(&self.params.masters, now);
         let slaves = self.view_list(&self.params.slaves, now);
-        let decision = decide(&Situation {
+        let decision = (self.decider)(&Situation {
             local: if self.running { State::Up } else { local_state },
             reclaim: self.reclaim,
             masters: &masters,
@@ -405,7 +465,7 @@ impl Machine {
         let action = decision.action;
         self.last = Some(decision);
         match action {
-            Action::Start => self.issue(Pending::Claim, Command::Write(State::Up), notes),
+            Action::Start => self.issue(Pending::Claim, Command::Claim, notes),
             Action::Stop => {
                 self.issue(Pending::StopHook(None), Command::Run(HookKind::Stop), notes)
             }
@@ -449,14 +509,14 @@ impl Machine {
             }
         }
         match (pending, result) {
-            (Some(Pending::Claim), Ok(())) => {
-                self.running = true;
-                self.issue(
-                    Pending::StartHook,
-                    Command::Run(HookKind::Start),
-                    vec![Note::Info("claimed UP; starting".into())],
-                )
-            }
+            // Peers now see UP here. A master may have become ready between
+            // the poll that decided the start and the claim (both would then
+            // start): look once more before starting.
+            (Some(Pending::Claim), Ok(())) => self.issue(
+                Pending::Confirm,
+                Command::Poll,
+                vec![Note::Info("claimed UP; a last look at the masters".into())],
+            ),
             (Some(Pending::Claim), Err(e)) => {
                 // The claim may have landed although its answer was lost:
                 // write RECOVER back (a no-op if it did not), never adopt it.
@@ -549,6 +609,37 @@ impl Machine {
         }
     }
 
+    /// The second look after a claim: start unless a master became ready
+    /// or doubtful, or an admin asked for a stop, meanwhile.
+    fn confirm(&mut self, now: Duration, local: &LocalAnswer, mut notes: Vec<Note>) -> Step {
+        if let LocalAnswer::Record(r) = local
+            && let Some(target) = r.request
+        {
+            return self.publish(
+                target,
+                format!("stop requested before the start: not starting, {target}"),
+            );
+        }
+        let masters = self.view_list(&self.params.masters, now);
+        let settled = |v: PeerView| match v {
+            PeerView::InDoubt(d) if d >= self.params.timeout => PeerView::Fail,
+            v => v,
+        };
+        if let Some((m, v)) = masters
+            .iter()
+            .map(|(m, v)| (m, settled(*v)))
+            .find(|(_, v)| *v != PeerView::Fail)
+        {
+            return self.publish(
+                State::Recover,
+                format!("master {m} is {v} after all: not starting"),
+            );
+        }
+        self.running = true;
+        notes.push(Note::Info("starting".into()));
+        self.issue(Pending::StartHook, Command::Run(HookKind::Start), notes)
+    }
+
     fn publish(&mut self, state: State, why: String) -> Step {
         self.issue(
             Pending::Publish(state),
@@ -610,6 +701,16 @@ mod tests {
         LocalAnswer::Record(r)
     }
 
+    /// A machine whose service runs: found UP by an earlier failsh, started
+    /// again.
+    fn running(p: Params) -> Machine {
+        let mut m = Machine::new(p);
+        let step = m.on_poll(secs(0.0), rec(State::Up, true, None), &[]);
+        assert_eq!(step.command, Some(Command::Run(HookKind::Start)));
+        assert_eq!(m.on_hook(HookResult::State(State::Up)).command, None);
+        m
+    }
+
     fn peer(host: &str, state: State) -> (String, PeerAnswer) {
         (
             host.into(),
@@ -659,11 +760,14 @@ mod tests {
             rec(State::Recover, false, None),
             &[silent("lukretia")],
         );
-        assert_eq!(step.command, Some(Command::Write(State::Up)), "claim first");
+        assert_eq!(step.command, Some(Command::Claim), "claim first");
         assert_eq!(
             m.on_written(Ok(())).command,
-            Some(Command::Run(HookKind::Start))
+            Some(Command::Poll),
+            "then one more look"
         );
+        let step = m.on_poll(secs(3.1), rec(State::Up, true, None), &[silent("lukretia")]);
+        assert_eq!(step.command, Some(Command::Run(HookKind::Start)));
         assert_eq!(m.on_hook(HookResult::State(State::Up)).command, None);
         assert!(m.status(secs(4.2)).running);
         // The master comes back RECOVER: stop, then publish the stop's result.
@@ -687,12 +791,33 @@ mod tests {
         assert_eq!(
             m.on_poll(secs(0.0), rec(State::Recover, false, None), &[])
                 .command,
-            Some(Command::Write(State::Up))
+            Some(Command::Claim)
         );
         let step = m.on_written(Err("refused".into()));
         assert_eq!(step.command, None);
         assert!(matches!(&step.notes[0], Note::Warn(w) if w.contains("not starting")));
         assert!(!m.status(secs(0.0)).running);
+    }
+
+    #[test]
+    fn a_master_ready_after_the_claim_stops_the_start() {
+        let mut m = Machine::new(params(&["lukretia"], &[], false));
+        let step = m.on_poll(
+            secs(0.0),
+            rec(State::Recover, false, None),
+            &[peer("lukretia", State::Fail)],
+        );
+        assert_eq!(step.command, Some(Command::Claim));
+        assert_eq!(m.on_written(Ok(())).command, Some(Command::Poll));
+        // The master registered RECOVER meanwhile: the claim is given back
+        // without running the start hook.
+        let step = m.on_poll(
+            secs(0.1),
+            rec(State::Up, true, None),
+            &[peer("lukretia", State::Recover)],
+        );
+        assert_eq!(step.command, Some(Command::Write(State::Recover)));
+        assert!(!m.status(secs(0.1)).running);
     }
 
     #[test]
@@ -709,7 +834,7 @@ mod tests {
 
     #[test]
     fn a_deleted_record_of_a_running_service_stops_it() {
-        let mut m = Machine::new(params(&[], &[], false));
+        let mut m = running(params(&[], &[], false));
         m.on_poll(secs(0.0), rec(State::Up, true, None), &[]);
         let step = m.on_poll(secs(1.0), LocalAnswer::NoSuch, &[]);
         assert_eq!(step.command, Some(Command::Run(HookKind::Stop)));
@@ -721,7 +846,7 @@ mod tests {
 
     #[test]
     fn a_stop_hook_answering_up_has_failed() {
-        let mut m = Machine::new(params(&["m"], &[], false));
+        let mut m = running(params(&["m"], &[], false));
         let step = m.on_poll(
             secs(0.0),
             rec(State::Up, true, None),
@@ -743,7 +868,7 @@ mod tests {
 
     #[test]
     fn a_retried_stop_publishes_an_admins_request() {
-        let mut m = Machine::new(params(&["m"], &[], false));
+        let mut m = running(params(&["m"], &[], false));
         m.on_poll(
             secs(0.0),
             rec(State::Up, true, None),
@@ -766,7 +891,7 @@ mod tests {
     fn without_a_reclaim_hook_reclaim_just_ends() {
         let mut p = params(&[], &["s"], false);
         p.has_reclaim = false;
-        let mut m = Machine::new(p);
+        let mut m = running(p);
         m.on_poll(
             secs(0.0),
             rec(State::Up, true, None),
@@ -787,6 +912,7 @@ mod tests {
         let mut m = Machine::new(params(&[], &[], false));
         m.on_poll(secs(0.0), rec(State::Recover, false, None), &[]);
         m.on_written(Ok(()));
+        m.on_poll(secs(0.1), rec(State::Up, true, None), &[]);
         let step = m.on_hook(HookResult::Failed("exit status 1".into()));
         assert_eq!(
             step.command,
@@ -810,7 +936,7 @@ mod tests {
 
     #[test]
     fn an_admin_request_is_carried_out_then_published() {
-        let mut m = Machine::new(params(&[], &["macbeth"], false));
+        let mut m = running(params(&[], &["macbeth"], false));
         m.on_poll(
             secs(0.0),
             rec(State::Up, true, None),
@@ -828,7 +954,7 @@ mod tests {
         );
         // The write fails: it is retried before anything else.
         assert_eq!(m.on_written(Err("down".into())).command, None);
-        let step = m.on_poll(secs(2.0), rec(State::Up, false, Some(State::Fail)), &[]);
+        let step = m.on_poll(secs(2.0), rec(State::Up, true, Some(State::Fail)), &[]);
         assert_eq!(step.command, Some(Command::Write(State::Fail)));
         m.on_written(Ok(()));
         assert_eq!(
@@ -858,7 +984,7 @@ mod tests {
 
     #[test]
     fn failed_check_hands_over() {
-        let mut m = Machine::new(params(&[], &["macbeth"], true));
+        let mut m = running(params(&[], &["macbeth"], true));
         let step = m.on_poll(
             secs(0.0),
             rec(State::Up, true, None),
@@ -881,7 +1007,7 @@ mod tests {
 
     #[test]
     fn split_brain_ends_in_reclaim() {
-        let mut m = Machine::new(params(&[], &["macbeth"], false));
+        let mut m = running(params(&[], &["macbeth"], false));
         let step = m.on_poll(
             secs(0.0),
             rec(State::Up, true, None),
@@ -927,7 +1053,7 @@ mod tests {
             for input in inputs {
                 now += 0.5;
                 let step = match (next, input) {
-                    (None, Input::Poll(peers, admin)) => {
+                    (None | Some(Command::Poll), Input::Poll(peers, admin)) => {
                         if admin && record == State::Up {
                             request = Some(State::Fail);
                         }
@@ -939,9 +1065,15 @@ mod tests {
                         r.request = request;
                         m.on_poll(secs(now), LocalAnswer::Record(r), &answers)
                     }
-                    (Some(Command::Write(state)), _) if write_fails => {
-                        let _ = state;
+                    (Some(Command::Write(_) | Command::Claim), _) if write_fails => {
                         m.on_written(Err("refused".into()))
+                    }
+                    (Some(Command::Claim), _) if record != State::Recover => {
+                        m.on_written(Err("BUSY".into()))
+                    }
+                    (Some(Command::Claim), _) => {
+                        record = State::Up;
+                        m.on_written(Ok(()))
                     }
                     (Some(Command::Write(state)), _) => {
                         record = state;

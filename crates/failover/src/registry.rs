@@ -123,16 +123,19 @@ impl Registry {
                     return denied(format!("community may not write {service}"));
                 };
                 // failsh claims UP only for a service it saw RECOVER; if it is
-                // FAIL by now (an admin's FAIL landed between failsh's poll
-                // and its claim), the claim is refused and nothing starts.
-                if let (Origin::Failsh, State::Up, Some(old)) =
-                    (origin, state, self.records.get(service))
-                    && old.state == State::Fail
+                // anything else by now (an admin's FAIL, or UP started by
+                // hand, landed between failsh's poll and its claim), the
+                // claim is refused and nothing starts.
+                if *origin == Origin::Claim
+                    && self
+                        .records
+                        .get(service)
+                        .is_none_or(|r| r.state != State::Recover)
                 {
                     return Outcome::Reply(Reply::error(
                         Some(id),
                         ErrorCode::Busy,
-                        format!("{service} is FAIL here: not claimed"),
+                        format!("{service} is not RECOVER here any more: not claimed"),
                     ));
                 }
                 match self.plan_set(service, *state, backup.as_deref(), *origin, now) {
@@ -198,7 +201,8 @@ impl Registry {
                 now,
                 self.retired.get(name).copied().unwrap_or(0) + 1,
             );
-            record.by_failsh = origin == Origin::Failsh && state == State::Up;
+            record.by_failsh =
+                matches!(origin, Origin::Failsh | Origin::Claim) && state == State::Up;
             return Some(Mutation::Set {
                 name: name.to_string(),
                 record,
@@ -218,7 +222,7 @@ impl Registry {
                     status = Status::Requested;
                 }
             }
-            Origin::Failsh => {
+            Origin::Failsh | Origin::Claim => {
                 new.state = state;
                 new.by_failsh = state == State::Up;
                 if state != State::Up {
@@ -504,24 +508,27 @@ mod tests {
     }
 
     #[test]
-    fn a_running_service_can_neither_be_deleted_nor_claimed_from_fail() {
+    fn a_running_service_cannot_be_deleted_and_only_recover_can_be_claimed() {
         let mut reg = Registry::new();
         run(&mut reg, "FAIL/1 1 genesis SET vip UP by=failsh", t(0));
         assert_eq!(
             code(&run(&mut reg, "FAIL/1 2 genesis DEL vip", t(1))),
             ErrorCode::Busy
         );
+        // A claim lands only on RECOVER: not on FAIL (an admin's FAIL came
+        // first), not on UP (started by hand meanwhile).
         run(&mut reg, "FAIL/1 3 genesis SET vip FAIL by=failsh", t(2));
-        assert_eq!(
-            code(&run(
-                &mut reg,
-                "FAIL/1 4 genesis SET vip UP by=failsh",
-                t(3)
-            )),
-            ErrorCode::Busy
-        );
-        assert_eq!(reg.get("vip").unwrap().state, State::Fail);
-        run(&mut reg, "FAIL/1 5 genesis DEL vip", t(4));
+        let claim = "FAIL/1 4 genesis SET vip UP by=failsh-claim";
+        assert_eq!(code(&run(&mut reg, claim, t(3))), ErrorCode::Busy);
+        run(&mut reg, "FAIL/1 5 genesis SET vip UP", t(3));
+        assert_eq!(code(&run(&mut reg, claim, t(3))), ErrorCode::Busy);
+        assert!(!reg.get("vip").unwrap().by_failsh);
+        run(&mut reg, "FAIL/1 6 genesis SET vip RECOVER force=yes", t(4));
+        run(&mut reg, claim, t(5));
+        let vip = reg.get("vip").unwrap();
+        assert_eq!((vip.state, vip.by_failsh), (State::Up, true));
+        run(&mut reg, "FAIL/1 7 genesis SET vip FAIL by=failsh", t(6));
+        run(&mut reg, "FAIL/1 8 genesis DEL vip", t(7));
         assert!(reg.get("vip").is_none());
     }
 

@@ -105,18 +105,20 @@ impl Client {
         out
     }
 
-    /// Writes `state` for `service` as failsh.
+    /// Writes `state` for `service` as failsh (`origin` is
+    /// [`Origin::Failsh`] or [`Origin::Claim`]).
     pub async fn set(
         &mut self,
         service: &str,
         state: State,
+        origin: Origin,
         limit: Duration,
     ) -> Result<Record, CallError> {
         let op = Op::Set {
             service: service.to_string(),
             state,
             backup: None,
-            origin: Origin::Failsh,
+            origin,
         };
         match self.call(op, limit).await {
             Ok(Reply::Items { mut items, .. }) => match items.pop() {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use failover::State;
 use failover::machine::{Command, HookResult, LocalAnswer, Machine, Note, Params, PeerAnswer};
+use failover::proto::Origin;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -237,45 +238,7 @@ impl Engine {
         // INDOUBT durations then add up to exact multiples of the interval,
         // whatever the wake-up and poll latencies.
         let limit = call_limit(cfg.interval);
-        let hosts: Vec<&str> = std::iter::once(LOCALHOST)
-            .chain(cfg.masters.iter().chain(&cfg.slaves).map(String::as_str))
-            .collect();
-        let mut polls = JoinSet::new();
-        for (i, host) in hosts.iter().enumerate() {
-            let Some(poller) = current.pollers.get(*host).cloned() else {
-                continue; // cannot happen: the config defines every host it names
-            };
-            let service = name.to_string();
-            polls.spawn(async move { (i, poller.get(&service, limit).await) });
-        }
-        let mut answers: Vec<Option<Result<failover::Record, CallError>>> = vec![None; hosts.len()];
-        for (i, answer) in polls.join_all().await {
-            answers[i] = Some(answer);
-        }
-        let unknown_host = || Err(CallError::NoAnswer("host not in the config".into()));
-        let mut answers = answers.into_iter().map(|a| a.unwrap_or_else(unknown_host));
-        let local = match answers.next() {
-            Some(Ok(r)) => LocalAnswer::Record(r),
-            Some(Err(e)) if is_no_such(&e) => LocalAnswer::NoSuch,
-            Some(Err(e)) => LocalAnswer::Unavailable(e.to_string()),
-            None => LocalAnswer::Unavailable("no localhost in the config".into()),
-        };
-        let peers: Vec<(String, PeerAnswer)> = hosts[1..]
-            .iter()
-            .map(|h| h.to_string())
-            .zip(answers)
-            .map(|(host, a)| {
-                let answer = match a {
-                    Ok(r) => PeerAnswer::Record(r),
-                    Err(e) if is_no_such(&e) => PeerAnswer::NoSuch,
-                    Err(e @ (CallError::Refused(_) | CallError::Garbled(_))) => {
-                        PeerAnswer::Error(e.to_string())
-                    }
-                    Err(CallError::NoAnswer(_)) => PeerAnswer::NoAnswer,
-                };
-                (host, answer)
-            })
-            .collect();
+        let (local, peers) = poll(name, cfg, current, limit).await;
         let mut step = machine
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -292,8 +255,14 @@ impl Engine {
             };
             step = match command {
                 Command::Write(state) => {
-                    let result =
-                        write(current, name, state, limit.max(Duration::from_secs(1))).await;
+                    let result = write(current, name, state, Origin::Failsh, limit).await;
+                    machine
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .on_written(result)
+                }
+                Command::Claim => {
+                    let result = write(current, name, State::Up, Origin::Claim, limit).await;
                     machine
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -307,6 +276,14 @@ impl Engine {
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .on_hook(hook_result(result))
+                }
+                Command::Poll => {
+                    let (local, peers) = poll(name, cfg, current, limit).await;
+                    let now = self.epoch.elapsed();
+                    machine
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .on_poll(now, local, &peers)
                 }
             };
         }
@@ -347,10 +324,65 @@ impl Engine {
     }
 }
 
-async fn write(current: &Current, name: &str, state: State, limit: Duration) -> Result<(), String> {
+/// Asks the local faild and every master and slave for `name`, at once.
+async fn poll(
+    name: &str,
+    cfg: &ServiceConfig,
+    current: &Current,
+    limit: Duration,
+) -> (LocalAnswer, Vec<(String, PeerAnswer)>) {
+    let hosts: Vec<&str> = std::iter::once(LOCALHOST)
+        .chain(cfg.masters.iter().chain(&cfg.slaves).map(String::as_str))
+        .collect();
+    let mut polls = JoinSet::new();
+    for (i, host) in hosts.iter().enumerate() {
+        let Some(poller) = current.pollers.get(*host).cloned() else {
+            continue; // cannot happen: the config defines every host it names
+        };
+        let service = name.to_string();
+        polls.spawn(async move { (i, poller.get(&service, limit).await) });
+    }
+    let mut answers: Vec<Option<Result<failover::Record, CallError>>> = vec![None; hosts.len()];
+    for (i, answer) in polls.join_all().await {
+        answers[i] = Some(answer);
+    }
+    let unknown_host = || Err(CallError::NoAnswer("host not in the config".into()));
+    let mut answers = answers.into_iter().map(|a| a.unwrap_or_else(unknown_host));
+    let local = match answers.next() {
+        Some(Ok(r)) => LocalAnswer::Record(r),
+        Some(Err(e)) if is_no_such(&e) => LocalAnswer::NoSuch,
+        Some(Err(e)) => LocalAnswer::Unavailable(e.to_string()),
+        None => LocalAnswer::Unavailable("no localhost in the config".into()),
+    };
+    let peers = hosts[1..]
+        .iter()
+        .map(|h| h.to_string())
+        .zip(answers)
+        .map(|(host, a)| {
+            let answer = match a {
+                Ok(r) => PeerAnswer::Record(r),
+                Err(e) if is_no_such(&e) => PeerAnswer::NoSuch,
+                Err(e @ (CallError::Refused(_) | CallError::Garbled(_))) => {
+                    PeerAnswer::Error(e.to_string())
+                }
+                Err(CallError::NoAnswer(_)) => PeerAnswer::NoAnswer,
+            };
+            (host, answer)
+        })
+        .collect();
+    (local, peers)
+}
+
+async fn write(
+    current: &Current,
+    name: &str,
+    state: State,
+    origin: Origin,
+    limit: Duration,
+) -> Result<(), String> {
     let mut writer = current.writer.lock().await;
     writer
-        .set(name, state, limit)
+        .set(name, state, origin, limit.max(Duration::from_secs(1)))
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())

@@ -47,6 +47,10 @@ pub enum Origin {
     Forced,
     /// failsh itself (`by=failsh`): it runs the service, or just stopped it.
     Failsh,
+    /// failsh claiming the service before its start hook
+    /// (`by=failsh-claim`): UP, and only if the record is RECOVER, the state
+    /// failsh decided on; otherwise refused (BUSY) and nothing starts.
+    Claim,
 }
 
 impl Op {
@@ -146,6 +150,7 @@ impl Request {
                     Origin::Admin => {}
                     Origin::Forced => out.push_str(" force=yes"),
                     Origin::Failsh => out.push_str(" by=failsh"),
+                    Origin::Claim => out.push_str(" by=failsh-claim"),
                 }
             }
             Op::Delete(name) => {
@@ -212,7 +217,7 @@ fn parse_op(verb: &str, args: &[&str]) -> Result<Op, String> {
                 .position(|a| a.contains('='))
                 .unwrap_or(args.len());
             let (positional, options) = args.split_at(split);
-            let usage = "SET <service> <UP|RECOVER|FAIL> [<backup-host>] [by=failsh | force=yes]";
+            let usage = "SET <service> <UP|RECOVER|FAIL> [<backup-host>] [by=failsh | by=failsh-claim | force=yes]";
             if !(2..=3).contains(&positional.len()) || options.len() > 1 {
                 return Err(format!("usage: {usage}"));
             }
@@ -227,6 +232,7 @@ fn parse_op(verb: &str, args: &[&str]) -> Result<Op, String> {
             let origin = match options.first().copied() {
                 None => Origin::Admin,
                 Some("by=failsh") => Origin::Failsh,
+                Some("by=failsh-claim") if state == State::Up => Origin::Claim,
                 Some("force=yes") => Origin::Forced,
                 Some(other) => return Err(format!("unknown option {other:?}; usage: {usage}")),
             };

@@ -1,0 +1,930 @@
+//! The simulated cluster: hosts, network, hooks, a seeded nemesis, and the
+//! safety and liveness checks.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use failover::State;
+use failover::community::Rules;
+
+use failover::machine::{
+    Command, Decider, HookKind, HookResult, LocalAnswer, Machine, Params, PeerAnswer, Step,
+};
+use failover::proto::{ErrorCode, Item, Op, Origin, Reply, Request};
+use failover::registry::{Outcome, Registry};
+
+use crate::rng::Rng;
+
+/// The one service of the simulated cluster.
+pub const SERVICE: &str = "svc";
+/// Times in milliseconds.
+pub const INTERVAL: u64 = 1_000;
+pub const TIMEOUT: u64 = 3 * INTERVAL;
+/// failsh's per-call limit: half the interval.
+pub const CALL_LIMIT: u64 = INTERVAL / 2;
+/// Longest a simulated hook runs.
+pub const HOOK_MAX: u64 = 300;
+/// Faults start within this window.
+pub const FAULT_WINDOW: (u64, u64) = (2_000, 40_000);
+/// Longest fault.
+pub const FAULT_MAX: u64 = 10_000;
+/// Longest reboot.
+pub const REBOOT_MAX: u64 = 5_000;
+/// S1: an overlap must have ended this long after the two hosts can talk
+/// again (or after an admin's UP). Two stop-hook failures in a row are the
+/// most the model allows, hence the intervals.
+pub const R: u64 = TIMEOUT + 3 * INTERVAL + 2 * HOOK_MAX;
+/// An overlap may begin this long after the hosts last could not talk: a
+/// start decided on polls made before the heal.
+pub const GRACE: u64 = 2 * INTERVAL;
+/// Liveness: after the last fault healed and the last reboot completed,
+/// exactly the most preferred eligible host serves within this bound.
+pub const L: u64 = TIMEOUT + 4 * INTERVAL + 2 * HOOK_MAX;
+/// The end of a run.
+pub const END: u64 = FAULT_WINDOW.1 + FAULT_MAX + REBOOT_MAX + L + INTERVAL;
+
+/// What the nemesis does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FaultKind {
+    /// Host crash and reboot (faild keeps its state file, the boot id changes).
+    HostCrash,
+    /// failsh killed, the service left as it is; restarted later.
+    FailshCrash,
+    /// failsh frozen (SIGSTOP), then resumed.
+    Freeze,
+    /// A partition between random halves, possibly one-way.
+    Partition,
+    /// Packet loss.
+    Loss,
+    /// Long delays.
+    Delay,
+    /// faild restarted alone (same boot).
+    FaildRestart,
+    /// An admin's `failc -s FAIL`, later RECOVER.
+    AdminFail,
+    /// An admin's `failc -s UP` after starting the service by hand.
+    AdminUp,
+}
+
+impl FaultKind {
+    const ALL: [FaultKind; 9] = [
+        FaultKind::HostCrash,
+        FaultKind::FailshCrash,
+        FaultKind::Freeze,
+        FaultKind::Partition,
+        FaultKind::Loss,
+        FaultKind::Delay,
+        FaultKind::FaildRestart,
+        FaultKind::AdminFail,
+        FaultKind::AdminUp,
+    ];
+}
+
+#[derive(Debug, Clone)]
+enum Answer {
+    Record(failover::Record),
+    NoSuch,
+    Error(String),
+}
+
+#[derive(Debug, Clone)]
+enum Event {
+    Tick {
+        h: usize,
+        inc: u64,
+    },
+    PollArrive {
+        from: usize,
+        to: usize,
+        slot: usize,
+        round: u64,
+    },
+    PollReply {
+        h: usize,
+        slot: usize,
+        round: u64,
+        answer: Answer,
+    },
+    RoundDeadline {
+        h: usize,
+        round: u64,
+    },
+    WriteArrive {
+        h: usize,
+        op: u64,
+        state: State,
+        origin: Origin,
+    },
+    WriteReply {
+        h: usize,
+        op: u64,
+        ok: bool,
+    },
+    WriteDeadline {
+        h: usize,
+        op: u64,
+    },
+    HookDone {
+        h: usize,
+        op: u64,
+        kind: HookKind,
+        ok: bool,
+        inc: u64,
+    },
+    /// The part of a hook's end that failsh sees (deferred while frozen).
+    HookFeed {
+        h: usize,
+        op: u64,
+        kind: HookKind,
+        ok: bool,
+        inc: u64,
+    },
+    Fault {
+        id: usize,
+        start: bool,
+    },
+    Boot {
+        h: usize,
+    },
+}
+
+struct Round {
+    id: u64,
+    at: u64,
+    answers: Vec<Option<Answer>>,
+}
+
+struct Host {
+    faild_up: bool,
+    registry: Registry,
+    failsh_up: bool,
+    /// failsh incarnation: results for an earlier one are ignored.
+    inc: u64,
+    frozen: bool,
+    deferred: Vec<Event>,
+    machine: Machine,
+    round: Option<Round>,
+    op: Option<u64>,
+    /// The service physically runs (a failed stop counts as running).
+    service_up: bool,
+    stop_failures: u32,
+    /// The whole host is down (until it boots).
+    crashed: bool,
+}
+
+struct Fault {
+    kind: FaultKind,
+    target: usize,
+    end: u64,
+    /// A partition: the hosts on one side; one-way: only that side's
+    /// messages out are lost.
+    side: Vec<bool>,
+    one_way: bool,
+    active: bool,
+}
+
+/// What a run found and did.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub violations: Vec<String>,
+    pub faults: BTreeMap<String, u64>,
+    /// Faults that began while another was active.
+    pub overlapping: u64,
+    pub reclaims: u64,
+    pub takeovers: u64,
+    pub events: u64,
+    /// After the last fault healed: how long until the right host served.
+    pub settle_ms: u64,
+    pub trace: Vec<String>,
+}
+
+struct World {
+    rng: Rng,
+    now: u64,
+    seq: u64,
+    queue: BTreeMap<(u64, u64), Event>,
+    hosts: Vec<Host>,
+    faults: Vec<Fault>,
+    rules: Rules,
+    next_id: u64,
+    /// Per pair (a < b): when the overlap began (and whether it was
+    /// reported), and when they last could not talk.
+    overlap_since: BTreeMap<(usize, usize), (u64, bool)>,
+    last_bad: BTreeMap<(usize, usize), u64>,
+    last_admin_up: Option<u64>,
+    last_change: u64,
+    prev_up: Vec<bool>,
+    quiet_from: u64,
+    report: Report,
+    trace: bool,
+}
+
+fn params(h: usize, n: usize) -> Params {
+    Params {
+        masters: (0..h).map(name).collect(),
+        slaves: (h + 1..n).map(name).collect(),
+        timeout: Duration::from_millis(TIMEOUT),
+        has_check: false,
+        has_reclaim: true,
+    }
+}
+
+fn name(h: usize) -> String {
+    format!("h{h}")
+}
+
+/// Runs one seed on `n` hosts (h0 most preferred; each lists every host
+/// above it as a master and every host below as a slave) and checks S1 and
+/// liveness.
+pub fn run(seed: u64, n: usize, decider: Decider, trace: bool) -> Report {
+    let mut w = World {
+        rng: Rng::new(seed.wrapping_mul(31).wrapping_add(n as u64)),
+        now: 0,
+        seq: 0,
+        queue: BTreeMap::new(),
+        hosts: (0..n)
+            .map(|h| Host {
+                faild_up: true,
+                registry: Registry::new(),
+                failsh_up: false,
+                inc: 0,
+                frozen: false,
+                deferred: Vec::new(),
+                machine: Machine::with_decider(params(h, n), decider),
+                round: None,
+                op: None,
+                service_up: false,
+                stop_failures: 0,
+                crashed: false,
+            })
+            .collect(),
+        faults: Vec::new(),
+        rules: Rules::parse("* c RW", "sim").expect("static rules"),
+        next_id: 1,
+        overlap_since: BTreeMap::new(),
+        last_bad: BTreeMap::new(),
+        last_admin_up: None,
+        last_change: 0,
+        prev_up: vec![false; n],
+        quiet_from: 0,
+        report: Report::default(),
+        trace,
+    };
+    for h in 0..n {
+        w.boot(h, decider);
+    }
+    w.plan_faults(n);
+    while let Some(((t, _), ev)) = w.queue.pop_first() {
+        if t > END {
+            break;
+        }
+        w.now = t;
+        w.report.events += 1;
+        if w.trace {
+            let line = match &ev {
+                Event::Fault { id, start } => {
+                    let f = &w.faults[*id];
+                    let what = if *start { "starts" } else { "ends" };
+                    format!("{t:>6} FAULT {:?} on h{} {what}", f.kind, f.target)
+                }
+                ev => format!("{t:>6} {ev:?}"),
+            };
+            w.report.trace.push(line);
+        }
+        w.handle(ev, decider);
+        w.check();
+    }
+    w.now = END;
+    w.check_liveness();
+    w.report
+}
+
+impl World {
+    fn at(&mut self, t: u64, ev: Event) {
+        self.seq += 1;
+        self.queue.insert((t, self.seq), ev);
+    }
+
+    fn id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// The boot scripts: faild up (UP loaded as FAIL after a reboot), the
+    /// service registered FAIL then RECOVER, failsh started.
+    fn boot(&mut self, h: usize, decider: Decider) {
+        let now = self.now;
+        let host = &mut self.hosts[h];
+        host.faild_up = true;
+        host.crashed = false;
+        host.registry
+            .fail_up_services(UNIX_EPOCH + Duration::from_millis(now));
+        let n = self.hosts.len();
+        self.admin(h, State::Fail);
+        self.admin(h, State::Recover);
+        let host = &mut self.hosts[h];
+        host.machine = Machine::with_decider(params(h, n), decider);
+        self.start_failsh(h, decider);
+    }
+
+    fn start_failsh(&mut self, h: usize, decider: Decider) {
+        let n = self.hosts.len();
+        let host = &mut self.hosts[h];
+        host.failsh_up = true;
+        host.frozen = false;
+        host.deferred.clear();
+        host.inc += 1;
+        host.round = None;
+        host.op = None;
+        host.machine = Machine::with_decider(params(h, n), decider);
+        let inc = host.inc;
+        let next = (self.now / INTERVAL + 1) * INTERVAL;
+        self.at(next, Event::Tick { h, inc });
+    }
+
+    /// An admin's `failc -s STATE` on host `h`'s faild.
+    fn admin(&mut self, h: usize, state: State) {
+        if !self.hosts[h].faild_up {
+            return;
+        }
+        let op = Op::Set {
+            service: SERVICE.into(),
+            state,
+            backup: None,
+            origin: Origin::Admin,
+        };
+        self.execute(h, op);
+    }
+
+    fn execute(&mut self, h: usize, op: Op) -> Reply {
+        let id = self.id();
+        let req = Request {
+            id,
+            community: "c".into(),
+            op,
+        };
+        let now = UNIX_EPOCH + Duration::from_millis(self.now);
+        let grants = self
+            .rules
+            .grants("c", "127.0.0.1".parse().expect("address"));
+        let registry = &mut self.hosts[h].registry;
+        match registry.execute(&req, &grants, now) {
+            Outcome::Reply(r) => r,
+            Outcome::Change { mutation, .. } => {
+                registry.apply(&mutation);
+                mutation.reply(id)
+            }
+        }
+    }
+
+    fn blocked(&self, from: usize, to: usize) -> bool {
+        from != to
+            && self.faults.iter().any(|f| {
+                f.active && f.kind == FaultKind::Partition && f.side[from] && !f.side[to]
+                    || f.active
+                        && f.kind == FaultKind::Partition
+                        && !f.one_way
+                        && !f.side[from]
+                        && f.side[to]
+            })
+    }
+
+    fn active(&self, kind: FaultKind) -> bool {
+        self.faults.iter().any(|f| f.active && f.kind == kind)
+    }
+
+    /// The delay of a message, or `None` when it is lost.
+    fn deliver(&mut self, from: usize, to: usize) -> Option<u64> {
+        if self.blocked(from, to)
+            || from != to && self.active(FaultKind::Loss) && self.rng.chance(0.3)
+        {
+            return None;
+        }
+        let extra = if from != to && self.active(FaultKind::Delay) {
+            self.rng.range(50, 800)
+        } else {
+            0
+        };
+        Some(self.rng.range(1, 5) + extra)
+    }
+
+    fn talk(&self, a: usize, b: usize) -> bool {
+        let ok = |h: &Host| h.faild_up && h.failsh_up && !h.frozen;
+        ok(&self.hosts[a])
+            && ok(&self.hosts[b])
+            && !self.blocked(a, b)
+            && !self.blocked(b, a)
+            && !self.active(FaultKind::Loss)
+            && !self.active(FaultKind::Delay)
+    }
+
+    fn plan_faults(&mut self, n: usize) {
+        let count = self.rng.range(3, 9);
+        for _ in 0..count {
+            let kind = FaultKind::ALL[self.rng.range(0, FaultKind::ALL.len() as u64 - 1) as usize];
+            let start = self.rng.range(FAULT_WINDOW.0, FAULT_WINDOW.1);
+            let end = start + self.rng.range(300, FAULT_MAX);
+            let target = self.rng.range(0, n as u64 - 1) as usize;
+            let mut side: Vec<bool> = (0..n).map(|_| self.rng.chance(0.5)).collect();
+            side[target] = true;
+            if side.iter().all(|s| *s) {
+                side[(target + 1) % n] = false;
+            }
+            let one_way = self.rng.chance(0.3);
+            let id = self.faults.len();
+            self.faults.push(Fault {
+                kind,
+                target,
+                end,
+                side,
+                one_way,
+                active: false,
+            });
+            self.at(start, Event::Fault { id, start: true });
+            self.at(end, Event::Fault { id, start: false });
+            *self.report.faults.entry(format!("{kind:?}")).or_default() += 1;
+        }
+        self.quiet_from = self.faults.iter().map(|f| f.end).max().unwrap_or(0);
+    }
+
+    fn handle(&mut self, ev: Event, decider: Decider) {
+        match ev {
+            Event::Tick { h, inc } => {
+                let host = &self.hosts[h];
+                if inc != host.inc || !host.failsh_up {
+                    return;
+                }
+                let busy = host.frozen
+                    || host.round.is_some()
+                    || host.op.is_some()
+                    || !host.machine.idle();
+                self.at(self.now + INTERVAL, Event::Tick { h, inc });
+                if busy {
+                    return;
+                }
+                self.start_round(h);
+            }
+            Event::PollArrive {
+                from,
+                to,
+                slot,
+                round,
+            } => {
+                if !self.hosts[to].faild_up {
+                    return;
+                }
+                let answer = match self.execute(to, Op::Get(vec![SERVICE.into()])) {
+                    Reply::Items { mut items, .. } => match items.pop() {
+                        Some(Item::Found(_, r)) => Answer::Record(r),
+                        Some(Item::Missing(_, ErrorCode::NoSuch)) => Answer::NoSuch,
+                        other => Answer::Error(format!("{other:?}")),
+                    },
+                    Reply::Error(e) => Answer::Error(e.to_string()),
+                };
+                if let Some(d) = self.deliver(to, from) {
+                    self.at(
+                        self.now + d,
+                        Event::PollReply {
+                            h: from,
+                            slot,
+                            round,
+                            answer,
+                        },
+                    );
+                }
+            }
+            ev @ (Event::PollReply { .. }
+            | Event::RoundDeadline { .. }
+            | Event::WriteReply { .. }
+            | Event::WriteDeadline { .. }
+            | Event::HookFeed { .. }) => self.for_failsh(ev),
+            Event::WriteArrive {
+                h,
+                op,
+                state,
+                origin,
+            } => {
+                if !self.hosts[h].faild_up {
+                    return;
+                }
+                let reply = self.execute(
+                    h,
+                    Op::Set {
+                        service: SERVICE.into(),
+                        state,
+                        backup: None,
+                        origin,
+                    },
+                );
+                let ok = matches!(reply, Reply::Items { .. });
+                self.at(self.now + 1, Event::WriteReply { h, op, ok });
+            }
+            Event::HookDone {
+                h,
+                op,
+                kind,
+                ok,
+                inc,
+            } => {
+                let host = &mut self.hosts[h];
+                if kind == HookKind::Stop && ok {
+                    host.service_up = false;
+                }
+                self.at(
+                    self.now,
+                    Event::HookFeed {
+                        h,
+                        op,
+                        kind,
+                        ok,
+                        inc,
+                    },
+                );
+            }
+            Event::Fault { id, start } => self.fault(id, start, decider),
+            Event::Boot { h } => self.boot(h, decider),
+        }
+    }
+
+    /// Events failsh must see: held while it is frozen, dropped when they
+    /// belong to an earlier failsh.
+    fn for_failsh(&mut self, ev: Event) {
+        let h = match &ev {
+            Event::PollReply { h, .. }
+            | Event::RoundDeadline { h, .. }
+            | Event::WriteReply { h, .. }
+            | Event::WriteDeadline { h, .. }
+            | Event::HookFeed { h, .. } => *h,
+            _ => unreachable!("only failsh's events come here"),
+        };
+        if !self.hosts[h].failsh_up {
+            return;
+        }
+        if self.hosts[h].frozen {
+            self.hosts[h].deferred.push(ev);
+            return;
+        }
+        let step = match ev {
+            Event::PollReply {
+                slot,
+                round,
+                answer,
+                ..
+            } => {
+                let host = &mut self.hosts[h];
+                let Some(r) = host.round.as_mut().filter(|r| r.id == round) else {
+                    return;
+                };
+                r.answers[slot] = Some(answer);
+                if r.answers.iter().any(Option::is_none) {
+                    return;
+                }
+                self.finish_round(h)
+            }
+            Event::RoundDeadline { round, .. } => {
+                if self.hosts[h].round.as_ref().is_none_or(|r| r.id != round) {
+                    return;
+                }
+                self.finish_round(h)
+            }
+            Event::WriteReply { op, ok, .. } => {
+                if self.hosts[h].op != Some(op) {
+                    return;
+                }
+                self.hosts[h].op = None;
+                self.hosts[h]
+                    .machine
+                    .on_written(if ok { Ok(()) } else { Err("refused".into()) })
+            }
+            Event::WriteDeadline { op, .. } => {
+                if self.hosts[h].op != Some(op) {
+                    return;
+                }
+                self.hosts[h].op = None;
+                self.hosts[h].machine.on_written(Err("no reply".into()))
+            }
+            Event::HookFeed {
+                op, kind, ok, inc, ..
+            } => {
+                let host = &mut self.hosts[h];
+                if host.inc != inc || host.op != Some(op) {
+                    return;
+                }
+                host.op = None;
+                let result = match (kind, ok) {
+                    (_, false) => HookResult::Failed("simulated failure".into()),
+                    (HookKind::Stop, true) => {
+                        HookResult::State(if h == 0 { State::Fail } else { State::Recover })
+                    }
+                    (HookKind::Check, true) => HookResult::Healthy(true),
+                    (_, true) => HookResult::State(State::Up),
+                };
+                host.machine.on_hook(result)
+            }
+            _ => return,
+        };
+        self.follow(h, step);
+    }
+
+    /// failsh polls its local faild and every peer.
+    fn start_round(&mut self, h: usize) {
+        let n = self.hosts.len();
+        let round = self.id();
+        let targets: Vec<usize> = std::iter::once(h)
+            .chain((0..n).filter(|t| *t != h))
+            .collect();
+        self.hosts[h].round = Some(Round {
+            id: round,
+            at: self.now,
+            answers: vec![None; targets.len()],
+        });
+        for (slot, to) in targets.into_iter().enumerate() {
+            if let Some(d) = self.deliver(h, to) {
+                self.at(
+                    self.now + d,
+                    Event::PollArrive {
+                        from: h,
+                        to,
+                        slot,
+                        round,
+                    },
+                );
+            }
+        }
+        self.at(self.now + CALL_LIMIT, Event::RoundDeadline { h, round });
+    }
+
+    fn finish_round(&mut self, h: usize) -> Step {
+        let n = self.hosts.len();
+        let round = self.hosts[h].round.take().expect("a round is open");
+        let mut answers = round.answers.into_iter();
+        let local = match answers.next().flatten() {
+            Some(Answer::Record(r)) => LocalAnswer::Record(r),
+            Some(Answer::NoSuch) => LocalAnswer::NoSuch,
+            Some(Answer::Error(e)) => LocalAnswer::Unavailable(e),
+            None => LocalAnswer::Unavailable("no answer".into()),
+        };
+        let peers: Vec<(String, PeerAnswer)> = (0..n)
+            .filter(|t| *t != h)
+            .zip(answers)
+            .map(|(t, a)| {
+                let a = match a {
+                    Some(Answer::Record(r)) => PeerAnswer::Record(r),
+                    Some(Answer::NoSuch) => PeerAnswer::NoSuch,
+                    Some(Answer::Error(e)) => PeerAnswer::Error(e),
+                    None => PeerAnswer::NoAnswer,
+                };
+                (name(t), a)
+            })
+            .collect();
+        self.hosts[h]
+            .machine
+            .on_poll(Duration::from_millis(round.at), local, &peers)
+    }
+
+    /// Runs the command a step asks for.
+    fn follow(&mut self, h: usize, step: Step) {
+        let Some(command) = step.command else {
+            return;
+        };
+        let op = self.id();
+        self.hosts[h].op = Some(op);
+        match command {
+            Command::Poll => {
+                self.hosts[h].op = None; // a poll round, not a call
+                self.start_round(h);
+            }
+            Command::Write(_) | Command::Claim => {
+                let (state, origin) = match command {
+                    Command::Write(state) => (state, Origin::Failsh),
+                    _ => (State::Up, Origin::Claim),
+                };
+                if self.hosts[h].faild_up {
+                    self.at(
+                        self.now + 1,
+                        Event::WriteArrive {
+                            h,
+                            op,
+                            state,
+                            origin,
+                        },
+                    );
+                }
+                self.at(
+                    self.now + CALL_LIMIT.max(1_000),
+                    Event::WriteDeadline { h, op },
+                );
+            }
+            Command::Run(kind) => {
+                let took = self.rng.range(10, HOOK_MAX);
+                let host = &mut self.hosts[h];
+                let ok = match kind {
+                    HookKind::Stop => {
+                        // At most two failures in a row: a stop that never
+                        // works is a stuck service no failover can fix.
+                        let fail = host.stop_failures < 2 && self.rng.chance(0.05);
+                        host.stop_failures = if fail { host.stop_failures + 1 } else { 0 };
+                        !fail
+                    }
+                    HookKind::Start => {
+                        host.service_up = true; // "up" before it starts
+                        self.report.takeovers += 1;
+                        !self.rng.chance(0.05)
+                    }
+                    HookKind::Reclaim => {
+                        self.report.reclaims += 1;
+                        !self.rng.chance(0.05)
+                    }
+                    HookKind::Check => true,
+                };
+                let inc = self.hosts[h].inc;
+                self.at(
+                    self.now + took,
+                    Event::HookDone {
+                        h,
+                        op,
+                        kind,
+                        ok,
+                        inc,
+                    },
+                );
+            }
+        }
+    }
+
+    fn fault(&mut self, id: usize, start: bool, decider: Decider) {
+        let (kind, target) = (self.faults[id].kind, self.faults[id].target);
+        if start && self.faults.iter().any(|f| f.active) {
+            self.report.overlapping += 1;
+        }
+        self.faults[id].active = start;
+        let crashed = self.hosts[target].crashed;
+        match (kind, start) {
+            (_, _)
+                if crashed
+                    && kind != FaultKind::Partition
+                    && kind != FaultKind::Loss
+                    && kind != FaultKind::Delay => {}
+            (FaultKind::HostCrash, true) => {
+                let host = &mut self.hosts[target];
+                host.crashed = true;
+                host.faild_up = false;
+                host.failsh_up = false;
+                host.frozen = false;
+                host.service_up = false;
+                host.round = None;
+                host.op = None;
+                let reboot = self.rng.range(500, REBOOT_MAX);
+                self.at(self.now + reboot, Event::Boot { h: target });
+            }
+            (FaultKind::FailshCrash, true) if self.hosts[target].failsh_up => {
+                let host = &mut self.hosts[target];
+                host.failsh_up = false;
+                host.frozen = false;
+                host.round = None;
+                host.op = None;
+            }
+            // Restarted (by its supervisor) whether or not faild is up.
+            (FaultKind::FailshCrash, false) if !self.hosts[target].failsh_up => {
+                self.start_failsh(target, decider)
+            }
+            (FaultKind::Freeze, true) if self.hosts[target].failsh_up => {
+                self.hosts[target].frozen = true
+            }
+            (FaultKind::Freeze, false) if self.hosts[target].frozen => {
+                self.hosts[target].frozen = false;
+                let held = std::mem::take(&mut self.hosts[target].deferred);
+                for ev in held {
+                    self.for_failsh(ev);
+                }
+            }
+            (FaultKind::FaildRestart, true) => self.hosts[target].faild_up = false,
+            (FaultKind::FaildRestart, false) => self.hosts[target].faild_up = true,
+            // The init script's `fail`: the resource taken down first, then
+            // FAIL (a stop request if failsh runs it); later `recover`.
+            (FaultKind::AdminFail, true) if self.hosts[target].faild_up => {
+                self.hosts[target].service_up = false;
+                self.admin(target, State::Fail);
+            }
+            // (An admin does not declare RECOVER a service they started by
+            // hand meanwhile: `recover` is for a service that is down.)
+            (FaultKind::AdminFail, false) if !self.hosts[target].service_up => {
+                self.admin(target, State::Recover)
+            }
+            // `failc -s UP` reports an out-of-band start of a service whose
+            // record says it is not up (the original's convention).
+            (FaultKind::AdminUp, true)
+                if self.hosts[target].faild_up
+                    && !self.hosts[target].service_up
+                    && self.hosts[target]
+                        .registry
+                        .get(SERVICE)
+                        .is_none_or(|r| r.state != State::Up) =>
+            {
+                self.hosts[target].service_up = true; // started by hand
+                self.last_admin_up = Some(self.now);
+                self.admin(target, State::Up);
+            }
+            _ => {}
+        }
+    }
+
+    /// S1, checked after every event.
+    fn check(&mut self) {
+        let n = self.hosts.len();
+        let up: Vec<bool> = self.hosts.iter().map(|h| h.service_up).collect();
+        if up != self.prev_up {
+            self.last_change = self.now;
+        }
+        for a in 0..n {
+            for b in a + 1..n {
+                let pair = (a, b);
+                let talking = self.talk(a, b);
+                if !talking {
+                    self.last_bad.insert(pair, self.now);
+                }
+                if !(up[a] && up[b]) {
+                    self.overlap_since.remove(&pair);
+                    continue;
+                }
+                let bad = self.last_bad.get(&pair).copied();
+                let admin = self.last_admin_up;
+                let now = self.now;
+                let recent = |t: Option<u64>, within: u64| t.is_some_and(|t| now - t <= within);
+                match self.overlap_since.get(&pair).copied() {
+                    None => {
+                        let excused = recent(bad, GRACE) || recent(admin, R);
+                        self.overlap_since.insert(pair, (now, !excused));
+                        if !excused {
+                            self.violation(format!(
+                                "t={now}: h{a} and h{b} both up, and the overlap began while they could talk"
+                            ));
+                        }
+                    }
+                    Some((since, reported)) => {
+                        let from = [Some(since), bad, admin]
+                            .into_iter()
+                            .flatten()
+                            .max()
+                            .unwrap_or(since);
+                        if talking && now - from > R && !reported {
+                            self.overlap_since.insert(pair, (since, true));
+                            self.violation(format!(
+                                "t={now}: h{a} and h{b} both up since t={since}, more than {R} ms after they could talk again"
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        self.prev_up = up;
+    }
+
+    fn violation(&mut self, what: String) {
+        if self.report.violations.len() < 20 {
+            self.report.violations.push(what);
+        }
+    }
+
+    /// Liveness, at the end: the faults healed long ago; exactly the most
+    /// preferred eligible host (faild and failsh running, not FAIL) serves.
+    fn check_liveness(&mut self) {
+        let eligible: Vec<usize> = (0..self.hosts.len())
+            .filter(|&h| {
+                let host = &self.hosts[h];
+                host.faild_up
+                    && host.failsh_up
+                    && host
+                        .registry
+                        .get(SERVICE)
+                        .is_some_and(|r| r.state != State::Fail)
+            })
+            .collect();
+        let up: Vec<usize> = (0..self.hosts.len())
+            .filter(|&h| self.hosts[h].service_up)
+            .collect();
+        let want: Vec<usize> = eligible.first().copied().into_iter().collect();
+        if up != want {
+            let states: Vec<String> = self
+                .hosts
+                .iter()
+                .enumerate()
+                .map(|(h, host)| {
+                    let rec = host
+                        .registry
+                        .get(SERVICE)
+                        .map_or("-".into(), |r| r.state.to_string());
+                    format!(
+                        "h{h}:{rec}{}",
+                        if host.service_up { "/running" } else { "" }
+                    )
+                })
+                .collect();
+            self.violation(format!(
+                "liveness: at the end hosts {up:?} serve, expected {want:?} (eligible {eligible:?}); {}",
+                states.join(" ")
+            ));
+        }
+        self.report.settle_ms = self.last_change.saturating_sub(self.quiet_from);
+    }
+}

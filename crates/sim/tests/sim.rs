@@ -1,0 +1,87 @@
+//! The simulator in CI: a fixed budget of seeds must hold S1 and liveness,
+//! the nemesis must really bite, and a deliberately broken rule must be
+//! caught within the budget.
+
+use failover::State;
+use failover::decide::{Decision, Situation, decide};
+use failover_sim::{Report, run};
+
+/// Seeds per cluster size in CI (about 40 s on 2 cores; `failsim
+/// --seeds 100000` is the long soak).
+const BUDGET: u64 = 10_000;
+
+fn sweep(n: usize, seeds: u64, decider: failover::machine::Decider) -> (Vec<String>, Report) {
+    let mut failures = Vec::new();
+    let mut total = Report::default();
+    for seed in 1..=seeds {
+        let r = run(seed, n, decider, false);
+        if let Some(v) = r.violations.first() {
+            failures.push(format!(
+                "seed {seed} ({n} hosts): {v}\n  replay: cargo run -p failover-sim --bin failsim -- --seed {seed} --hosts {n}"
+            ));
+        }
+        for (k, v) in r.faults {
+            *total.faults.entry(k).or_default() += v;
+        }
+        total.overlapping += r.overlapping;
+        total.reclaims += r.reclaims;
+        total.takeovers += r.takeovers;
+        total.settle_ms = total.settle_ms.max(r.settle_ms);
+    }
+    (failures, total)
+}
+
+#[test]
+fn every_seed_of_the_budget_holds_safety_and_liveness() {
+    for n in [2, 3, 4] {
+        let (failures, total) = sweep(n, BUDGET, decide);
+        println!(
+            "{n} hosts, {BUDGET} seeds: faults {:?}, {} overlapping, {} reclaims, {} start hooks, settled within {} ms",
+            total.faults, total.overlapping, total.reclaims, total.takeovers, total.settle_ms
+        );
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        // A nemesis that never bites proves nothing.
+        assert_eq!(
+            total.faults.len(),
+            9,
+            "every kind of fault injected: {:?}",
+            total.faults
+        );
+        assert!(
+            total.faults.values().all(|&c| c > BUDGET / 5),
+            "{:?}",
+            total.faults
+        );
+        assert!(total.overlapping > BUDGET, "faults overlap");
+        assert!(
+            total.reclaims > 0 && total.takeovers > BUDGET,
+            "RECLAIM and takeovers happen"
+        );
+    }
+}
+
+/// Before starting, looks only at the masters: the rule the seed spells out
+/// ("before starting the service, failsh queries all the slaves") left out.
+fn ignores_slaves_before_start(s: &Situation<'_>) -> Decision {
+    if s.local == State::Recover {
+        return decide(&Situation {
+            slaves: &[],
+            ..s.clone()
+        });
+    }
+    decide(s)
+}
+
+#[test]
+fn a_broken_rule_is_caught_within_the_budget() {
+    let (failures, _) = sweep(2, BUDGET, ignores_slaves_before_start);
+    println!(
+        "the broken rule failed {} of {BUDGET} seeds; first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    assert!(
+        !failures.is_empty(),
+        "the simulator did not catch a master that starts beside an UP slave"
+    );
+}
