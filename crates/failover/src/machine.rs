@@ -97,6 +97,9 @@ pub enum Command {
     /// Claim the service in the local faild: UP, only if it is RECOVER
     /// there (`by=failsh-claim`).
     Claim,
+    /// Mark a service found UP (set by hand) as failsh's: only if it is
+    /// still UP there (`by=failsh-adopt`).
+    Adopt,
     /// Write this state to the local faild as failsh (`by=failsh`).
     Write(State),
     /// Run this hook.
@@ -158,6 +161,11 @@ pub struct Params {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Peer {
     view: PeerView,
+    /// The record's change counter at the last answer.
+    changes: Option<u64>,
+    /// The peer could not be seen at some poll while the service ran here:
+    /// it may have taken the service over unseen.
+    unseen: bool,
     /// When the peer last answered.
     heard: Option<Duration>,
     /// While it does not answer: since when nothing has been heard (its last
@@ -297,33 +305,69 @@ impl Machine {
         let mut notes = Vec::new();
         for (host, answer) in peers {
             let old = self.peers.get(host).cloned();
-            let answered = |view| Peer {
+            let answered = |view, changes| Peer {
                 view,
+                changes,
+                unseen: false,
                 heard: Some(now),
                 silent_since: None,
             };
             let peer = match answer {
-                PeerAnswer::Record(r) => answered(match r.state {
-                    State::Up => PeerView::Up,
-                    State::Recover => PeerView::Recover,
-                    State::Fail => PeerView::Fail,
-                }),
-                PeerAnswer::NoSuch => answered(PeerView::Fail),
+                PeerAnswer::Record(r) => {
+                    // The seed's "hidden state change": a slave that was UP
+                    // between two polls and is not any more. Its counter
+                    // shows the missed changes; the service here never
+                    // stopped, so reclaim (re-announce) once it is clear.
+                    // Likewise a slave that could not be seen for a while.
+                    let missed = old
+                        .as_ref()
+                        .and_then(|o| o.changes)
+                        .is_some_and(|c| r.changes >= c + 2)
+                        || old.as_ref().is_some_and(|o| o.unseen);
+                    if missed
+                        && self.running
+                        && self.params.slaves.contains(host)
+                        && r.state != State::Up
+                    {
+                        self.reclaim = true;
+                        notes.push(Note::Info(format!(
+                            "slave {host} may have been UP unseen (missed changes or answers): RECLAIM"
+                        )));
+                    }
+                    answered(
+                        match r.state {
+                            State::Up => PeerView::Up,
+                            State::Recover => PeerView::Recover,
+                            State::Fail => PeerView::Fail,
+                        },
+                        Some(r.changes),
+                    )
+                }
+                PeerAnswer::NoSuch => answered(PeerView::Fail, None),
                 PeerAnswer::Error(e) => {
                     if old.as_ref().is_none_or(|o| o.view != PeerView::Unknown) {
                         notes.push(Note::Warn(format!(
                             "peer {host} answers with an error ({e}): its state is UNKNOWN, which blocks starting"
                         )));
                     }
-                    answered(PeerView::Unknown)
+                    Peer {
+                        unseen: self.running || old.as_ref().is_some_and(|o| o.unseen),
+                        ..answered(PeerView::Unknown, old.as_ref().and_then(|o| o.changes))
+                    }
                 }
                 PeerAnswer::NoAnswer => {
                     // INDOUBT counts from the last answer: "state information
                     // could not be retrieved for some time".
                     let heard = old.as_ref().and_then(|o| o.heard);
-                    let since = old.and_then(|o| o.silent_since).or(heard).unwrap_or(now);
+                    let since = old
+                        .as_ref()
+                        .and_then(|o| o.silent_since)
+                        .or(heard)
+                        .unwrap_or(now);
                     Peer {
                         view: PeerView::InDoubt(now.saturating_sub(since)),
+                        changes: old.as_ref().and_then(|o| o.changes),
+                        unseen: self.running || old.as_ref().is_some_and(|o| o.unseen),
                         heard,
                         silent_since: Some(since),
                     }
@@ -423,7 +467,7 @@ impl Machine {
                 if r.state == State::Up && !r.by_failsh {
                     // Set UP by hand (or forced): mark it as run by failsh,
                     // so that an admin's stop becomes a request.
-                    return self.issue(Pending::Adopt, Command::Write(State::Up), notes);
+                    return self.issue(Pending::Adopt, Command::Adopt, notes);
                 }
                 if let (State::Up, Some(target)) = (r.state, r.request) {
                     notes.push(Note::Info(format!(
@@ -970,7 +1014,7 @@ mod tests {
         let step = m.on_poll(secs(0.0), rec(State::Up, false, None), &[]);
         assert_eq!(
             step.command,
-            Some(Command::Write(State::Up)),
+            Some(Command::Adopt),
             "marked as run by failsh"
         );
         assert!(m.status(secs(0.0)).running);
@@ -1065,9 +1109,10 @@ mod tests {
                         r.request = request;
                         m.on_poll(secs(now), LocalAnswer::Record(r), &answers)
                     }
-                    (Some(Command::Write(_) | Command::Claim), _) if write_fails => {
+                    (Some(Command::Write(_) | Command::Claim | Command::Adopt), _) if write_fails => {
                         m.on_written(Err("refused".into()))
                     }
+                    (Some(Command::Adopt), _) => m.on_written(Ok(())),
                     (Some(Command::Claim), _) if record != State::Recover => {
                         m.on_written(Err("BUSY".into()))
                     }

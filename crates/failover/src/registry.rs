@@ -122,20 +122,22 @@ impl Registry {
                 let Some(rule) = grants.allows(service, Access::Write) else {
                     return denied(format!("community may not write {service}"));
                 };
-                // failsh claims UP only for a service it saw RECOVER; if it is
-                // anything else by now (an admin's FAIL, or UP started by
-                // hand, landed between failsh's poll and its claim), the
-                // claim is refused and nothing starts.
-                if *origin == Origin::Claim
-                    && self
-                        .records
-                        .get(service)
-                        .is_none_or(|r| r.state != State::Recover)
+                // failsh's conditional writes: a claim only on the RECOVER it
+                // decided on, an adoption only on the UP it found. If an
+                // admin wrote in between (FAIL, RECOVER, UP by hand), the
+                // write is refused and failsh decides again.
+                let needed = match origin {
+                    Origin::Claim => Some(State::Recover),
+                    Origin::Adopt => Some(State::Up),
+                    _ => None,
+                };
+                if let Some(needed) = needed
+                    && self.records.get(service).is_none_or(|r| r.state != needed)
                 {
                     return Outcome::Reply(Reply::error(
                         Some(id),
                         ErrorCode::Busy,
-                        format!("{service} is not RECOVER here any more: not claimed"),
+                        format!("{service} is not {needed} here any more"),
                     ));
                 }
                 match self.plan_set(service, *state, backup.as_deref(), *origin, now) {
@@ -222,7 +224,7 @@ impl Registry {
                     status = Status::Requested;
                 }
             }
-            Origin::Failsh | Origin::Claim => {
+            Origin::Failsh | Origin::Claim | Origin::Adopt => {
                 new.state = state;
                 new.by_failsh = state == State::Up;
                 if state != State::Up {

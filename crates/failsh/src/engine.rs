@@ -261,8 +261,13 @@ impl Engine {
                         .unwrap_or_else(|p| p.into_inner())
                         .on_written(result)
                 }
-                Command::Claim => {
-                    let result = write(current, name, State::Up, Origin::Claim, limit).await;
+                Command::Claim | Command::Adopt => {
+                    let origin = if command == Command::Claim {
+                        Origin::Claim
+                    } else {
+                        Origin::Adopt
+                    };
+                    let result = write(current, name, State::Up, origin, limit).await;
                     machine
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())

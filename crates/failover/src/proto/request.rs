@@ -51,6 +51,10 @@ pub enum Origin {
     /// (`by=failsh-claim`): UP, and only if the record is RECOVER, the state
     /// failsh decided on; otherwise refused (BUSY) and nothing starts.
     Claim,
+    /// failsh marking as its own a service it found UP, set by hand
+    /// (`by=failsh-adopt`): only if the record is still UP; otherwise
+    /// refused (BUSY).
+    Adopt,
 }
 
 impl Op {
@@ -151,6 +155,7 @@ impl Request {
                     Origin::Forced => out.push_str(" force=yes"),
                     Origin::Failsh => out.push_str(" by=failsh"),
                     Origin::Claim => out.push_str(" by=failsh-claim"),
+                    Origin::Adopt => out.push_str(" by=failsh-adopt"),
                 }
             }
             Op::Delete(name) => {
@@ -217,7 +222,7 @@ fn parse_op(verb: &str, args: &[&str]) -> Result<Op, String> {
                 .position(|a| a.contains('='))
                 .unwrap_or(args.len());
             let (positional, options) = args.split_at(split);
-            let usage = "SET <service> <UP|RECOVER|FAIL> [<backup-host>] [by=failsh | by=failsh-claim | force=yes]";
+            let usage = "SET <service> <UP|RECOVER|FAIL> [<backup-host>] [by=failsh | by=failsh-claim | by=failsh-adopt | force=yes]";
             if !(2..=3).contains(&positional.len()) || options.len() > 1 {
                 return Err(format!("usage: {usage}"));
             }
@@ -233,6 +238,7 @@ fn parse_op(verb: &str, args: &[&str]) -> Result<Op, String> {
                 None => Origin::Admin,
                 Some("by=failsh") => Origin::Failsh,
                 Some("by=failsh-claim") if state == State::Up => Origin::Claim,
+                Some("by=failsh-adopt") if state == State::Up => Origin::Adopt,
                 Some("force=yes") => Origin::Forced,
                 Some(other) => return Err(format!("unknown option {other:?}; usage: {usage}")),
             };
