@@ -166,10 +166,27 @@ impl Host {
     /// down once its process is dead.
     pub fn crash(&mut self, dir: &Path) -> Result<f64> {
         let pidfile = dir.join(format!("{}.pid", self.name));
-        let pid = read(&pidfile).trim().to_string();
         let at = now();
         self.failsh.kill9();
         self.faild.kill9();
+        // Everything of the host dies, a hook still running included (it
+        // would otherwise go on and start the service after the "crash").
+        let hooks = format!(
+            "{} {} {}",
+            hook_script().display(),
+            self.name,
+            dir.display()
+        );
+        for entry in std::fs::read_dir("/proc")?.flatten() {
+            let cmdline = read(&entry.path().join("cmdline")).replace('\0', " ");
+            if cmdline.contains(&hooks) {
+                let pid = entry.file_name().to_string_lossy().into_owned();
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &pid])
+                    .status();
+            }
+        }
+        let pid = read(&pidfile).trim().to_string();
         if !pid.is_empty() {
             let _ = std::process::Command::new("kill")
                 .args(["-9", &pid])
