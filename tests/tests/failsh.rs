@@ -162,8 +162,8 @@ fn sigint_dumps_and_sigterm_leaves_services_running() {
         .spawn()
         .unwrap();
     wait_for("a to start", BOUND, || {
-        faild.failc(&["a"]).status.code() == Some(0)
-            && stdout(&faild.failc(&["a"])).contains(" UP ")
+        let o = faild.failc(&["a"]);
+        o.status.code() == Some(0) && stdout(&o).contains(" UP ")
     })
     .unwrap();
     wait_for("a's process", BOUND, || dir.join("a.pid").exists()).unwrap();

@@ -25,7 +25,7 @@ pub enum PeerView {
 
 impl PeerView {
     /// The view with an INDOUBT that lasted `timeout` turned into FAIL.
-    fn settled(self, timeout: Duration) -> PeerView {
+    pub fn settled(self, timeout: Duration) -> PeerView {
         match self {
             PeerView::InDoubt(d) if d >= timeout => PeerView::Fail,
             v => v,

@@ -665,13 +665,9 @@ impl Machine {
             );
         }
         let masters = self.view_list(&self.params.masters, now);
-        let settled = |v: PeerView| match v {
-            PeerView::InDoubt(d) if d >= self.params.timeout => PeerView::Fail,
-            v => v,
-        };
         if let Some((m, v)) = masters
             .iter()
-            .map(|(m, v)| (m, settled(*v)))
+            .map(|(m, v)| (m, v.settled(self.params.timeout)))
             .find(|(_, v)| *v != PeerView::Fail)
         {
             return self.publish(

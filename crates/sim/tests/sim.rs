@@ -6,7 +6,7 @@ use failover::State;
 use failover::decide::{Decision, Situation, decide};
 use failover_sim::{Report, run};
 
-/// Seeds per cluster size in CI (about 40 s on 2 cores; `failsim
+/// Seeds per cluster size in CI (about 30 s on 2 cores; `failsim
 /// --seeds 100000` is the long soak).
 const BUDGET: u64 = 10_000;
 
