@@ -127,12 +127,8 @@ pub fn decide(s: &Situation<'_>) -> Decision {
                     true,
                     format!("RECLAIM: slave {sl} is UP too; waiting for it to stand down"),
                 )
-            } else if let (true, Some((sl, v))) = (s.reclaim, doubtful_slave) {
-                d(
-                    Action::Wait,
-                    true,
-                    format!("RECLAIM: slave {sl} is {v}; waiting"),
-                )
+            } else if let (true, Some((p, v))) = (s.reclaim, doubtful_slave.or(doubtful_master)) {
+                d(Action::Wait, true, format!("RECLAIM: {p} is {v}; waiting"))
             } else if s.reclaim {
                 d(
                     Action::Reclaim,

@@ -140,8 +140,11 @@ enum Pending {
     CheckHook,
     /// A state written after a stop.
     Publish(State),
-    /// UP written to mark a service found running as failsh's.
-    Adopt,
+    /// UP written to mark a service found UP as failsh's; with `restart`,
+    /// the start hook follows (an earlier failsh's UP).
+    Adopt {
+        restart: bool,
+    },
 }
 
 /// A decision function (see [`decide`]).
@@ -319,19 +322,21 @@ impl Machine {
                     // shows the missed changes; the service here never
                     // stopped, so reclaim (re-announce) once it is clear.
                     // Likewise a slave that could not be seen for a while.
+                    // A counter never seen before (this failsh started
+                    // after the peer's last answer) hides as much as a jump.
                     let missed = old
                         .as_ref()
                         .and_then(|o| o.changes)
-                        .is_some_and(|c| r.changes >= c + 2)
+                        .is_none_or(|c| r.changes >= c + 2)
                         || old.as_ref().is_some_and(|o| o.unseen);
-                    if missed
-                        && self.running
-                        && self.params.slaves.contains(host)
-                        && r.state != State::Up
-                    {
+                    if self.running && r.state == State::Up {
+                        // Seen UP, even while the local faild cannot be read
+                        // and nothing is decided: it has announced itself.
+                        self.reclaim = true;
+                    } else if missed && self.running {
                         self.reclaim = true;
                         notes.push(Note::Info(format!(
-                            "slave {host} may have been UP unseen (missed changes or answers): RECLAIM"
+                            "{host} may have been UP unseen (missed changes or answers): RECLAIM"
                         )));
                     }
                     answered(
@@ -450,24 +455,27 @@ impl Machine {
                         // An earlier failsh ran it, and may have died in the
                         // middle of a start or a stop: start it again (start
                         // hooks are idempotent, as init scripts are) rather
-                        // than advertise a service that may run nowhere.
+                        // than advertise a service that may run nowhere. The
+                        // adoption first counts a change, so that peers learn
+                        // of the start (and its announcement).
                         notes.push(Note::Info(
                             "found UP, set by an earlier failsh: starting it again to be sure it runs".into(),
                         ));
-                        return self.issue(
-                            Pending::StartHook,
-                            Command::Run(HookKind::Start),
-                            notes,
-                        );
+                        return self.issue(Pending::Adopt { restart: true }, Command::Adopt, notes);
                     }
                     notes.push(Note::Info(
                         "found UP in the local faild: adopted as running".into(),
                     ));
+                    // Started by hand at a time failsh cannot know: a peer
+                    // may have started (and announced) it since. Announce it
+                    // again once no peer is UP (RECLAIM): a needless
+                    // announcement is harmless, a missing one strands clients.
+                    self.reclaim = true;
                 }
                 if r.state == State::Up && !r.by_failsh {
                     // Set UP by hand (or forced): mark it as run by failsh,
                     // so that an admin's stop becomes a request.
-                    return self.issue(Pending::Adopt, Command::Adopt, notes);
+                    return self.issue(Pending::Adopt { restart: false }, Command::Adopt, notes);
                 }
                 if let (State::Up, Some(target)) = (r.state, r.request) {
                     notes.push(Note::Info(format!(
@@ -537,7 +545,7 @@ impl Machine {
     pub fn on_written(&mut self, result: Result<(), String>) -> Step {
         let pending = self.pending.take();
         let written = match pending {
-            Some(Pending::Claim | Pending::Adopt) => Some(State::Up),
+            Some(Pending::Claim | Pending::Adopt { .. }) => Some(State::Up),
             Some(Pending::Publish(state)) => Some(state),
             _ => None,
         };
@@ -580,8 +588,18 @@ impl Machine {
                     "cannot write {state} to the local faild ({e}): it still says UP; retrying"
                 ))
             }
-            (Some(Pending::Adopt), Ok(())) => Step::default(),
-            (Some(Pending::Adopt), Err(e)) => {
+            (Some(Pending::Adopt { restart: false }), Ok(())) => Step::default(),
+            (Some(Pending::Adopt { restart: true }), Ok(())) => self.issue(
+                Pending::StartHook,
+                Command::Run(HookKind::Start),
+                Vec::new(),
+            ),
+            (Some(Pending::Adopt { restart }), Err(e)) => {
+                // Not adopted: the next poll finds out again what the record
+                // holds (still an earlier failsh's UP: start it again).
+                if restart {
+                    self.running = false;
+                }
                 warn(format!("cannot mark the service as run by failsh ({e})"))
             }
             (other, _) => unexpected(other, "a write result"),
@@ -742,10 +760,16 @@ mod tests {
     }
 
     /// A machine whose service runs: found UP by an earlier failsh, started
-    /// again.
+    /// again; its masters seen FAIL and its slaves RECOVER (counter 1).
     fn running(p: Params) -> Machine {
+        let peers: Vec<_> = (p.masters.iter().map(|h| peer(h, State::Fail)))
+            .chain(p.slaves.iter().map(|h| peer(h, State::Recover)))
+            .collect();
         let mut m = Machine::new(p);
-        let step = m.on_poll(secs(0.0), rec(State::Up, true, None), &[]);
+        let step = m.on_poll(secs(0.0), rec(State::Up, true, None), &peers);
+        // The adoption counts a change for the peers, then the start.
+        assert_eq!(step.command, Some(Command::Adopt));
+        let step = m.on_written(Ok(()));
         assert_eq!(step.command, Some(Command::Run(HookKind::Start)));
         assert_eq!(m.on_hook(HookResult::State(State::Up)).command, None);
         m
@@ -1005,7 +1029,7 @@ mod tests {
     }
 
     #[test]
-    fn found_up_by_hand_is_adopted_without_start() {
+    fn found_up_by_hand_is_adopted_and_announced_without_start() {
         let mut m = Machine::new(params(&[], &[], false));
         let step = m.on_poll(secs(0.0), rec(State::Up, false, None), &[]);
         assert_eq!(
@@ -1015,11 +1039,68 @@ mod tests {
         );
         assert!(m.status(secs(0.0)).running);
         m.on_written(Ok(()));
+        // A peer may have announced itself since the start by hand: the
+        // reclaim hook announces it again; no start.
         assert_eq!(
             m.on_poll(secs(1.0), rec(State::Up, true, None), &[])
                 .command,
+            Some(Command::Run(HookKind::Reclaim))
+        );
+        m.on_hook(HookResult::State(State::Up));
+        assert_eq!(
+            m.on_poll(secs(2.0), rec(State::Up, true, None), &[])
+                .command,
             None
         );
+    }
+
+    fn peer_at(host: &str, state: State, changes: u64) -> (String, PeerAnswer) {
+        (
+            host.into(),
+            PeerAnswer::Record(Record::new(state, None, UNIX_EPOCH, changes)),
+        )
+    }
+
+    #[test]
+    fn a_master_up_and_gone_between_polls_makes_the_slave_announce_again() {
+        // The slave runs the service (its master failed); the master starts
+        // and fails between two polls: its counter jumped by two.
+        let mut m = running(params(&["lukretia"], &[], false));
+        let local = || rec(State::Up, true, None);
+        let step = m.on_poll(secs(1.0), local(), &[peer_at("lukretia", State::Fail, 1)]);
+        assert_eq!(step.command, None);
+        let step = m.on_poll(secs(2.0), local(), &[peer_at("lukretia", State::Fail, 3)]);
+        assert_eq!(step.command, Some(Command::Run(HookKind::Reclaim)));
+    }
+
+    #[test]
+    fn a_peer_first_seen_while_running_may_have_been_up() {
+        // failsh restarted while its master was unreachable: whatever the
+        // master did meanwhile is hidden, so the slave announces again.
+        let mut m = Machine::new(params(&["lukretia"], &[], false));
+        m.on_poll(secs(0.0), rec(State::Up, true, None), &[silent("lukretia")]);
+        m.on_written(Ok(()));
+        m.on_hook(HookResult::State(State::Up));
+        let step = m.on_poll(
+            secs(5.0),
+            rec(State::Up, true, None),
+            &[peer_at("lukretia", State::Fail, 7)],
+        );
+        assert_eq!(step.command, Some(Command::Run(HookKind::Reclaim)));
+    }
+
+    #[test]
+    fn a_peer_seen_up_while_the_local_faild_is_down_is_remembered() {
+        let mut m = running(params(&[], &["macbeth"], false));
+        let down = LocalAnswer::Unavailable("no answer".into());
+        m.on_poll(secs(1.0), down, &[peer_at("macbeth", State::Up, 3)]);
+        assert!(m.status(secs(1.0)).reclaim);
+        let step = m.on_poll(
+            secs(2.0),
+            rec(State::Up, true, None),
+            &[peer_at("macbeth", State::Recover, 4)],
+        );
+        assert_eq!(step.command, Some(Command::Run(HookKind::Reclaim)));
     }
 
     #[test]

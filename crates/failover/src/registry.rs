@@ -237,7 +237,9 @@ impl Registry {
                 new.request = None;
             }
         }
-        if new == *old {
+        // An adoption always counts: failsh (re)starts or takes over the
+        // service here, and peers comparing change counters must see it.
+        if new == *old && origin != Origin::Adopt {
             return None;
         }
         if new.state != old.state {
@@ -529,8 +531,19 @@ mod tests {
         run(&mut reg, claim, t(5));
         let vip = reg.get("vip").unwrap();
         assert_eq!((vip.state, vip.by_failsh), (State::Up, true));
-        run(&mut reg, "FAIL/1 7 genesis SET vip FAIL by=failsh", t(6));
-        run(&mut reg, "FAIL/1 8 genesis DEL vip", t(7));
+        // An adoption of failsh's own UP (a restarted failsh starting it
+        // again) changes nothing but still counts, for the peers.
+        let before = reg.get("vip").unwrap().clone();
+        run(
+            &mut reg,
+            "FAIL/1 7 genesis SET vip UP by=failsh-adopt",
+            t(6),
+        );
+        let after = reg.get("vip").unwrap();
+        assert_eq!((after.state, after.since), (before.state, before.since));
+        assert_eq!(after.changes, before.changes + 1);
+        run(&mut reg, "FAIL/1 8 genesis SET vip FAIL by=failsh", t(6));
+        run(&mut reg, "FAIL/1 9 genesis DEL vip", t(7));
         assert!(reg.get("vip").is_none());
     }
 

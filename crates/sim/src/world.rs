@@ -195,9 +195,6 @@ pub struct Report {
     pub events: u64,
     /// After the last fault healed: how long until the right host served.
     pub settle_ms: u64,
-    /// Runs that ended with clients last told of a host that does not serve
-    /// (the hidden-state race; not yet counted as a violation).
-    pub stale_announcements: u64,
     pub trace: Vec<String>,
 }
 
@@ -321,6 +318,8 @@ impl World {
     /// service registered FAIL then RECOVER, failsh started.
     fn boot(&mut self, h: usize, decider: Decider) {
         let now = self.now;
+        // Quiet only once the last reboot is over.
+        self.quiet_from = self.quiet_from.max(now);
         let host = &mut self.hosts[h];
         host.faild_up = true;
         host.crashed = false;
@@ -694,6 +693,12 @@ impl World {
 
     /// Runs the command a step asks for.
     fn follow(&mut self, h: usize, step: Step) {
+        if self.trace {
+            for note in &step.notes {
+                let line = format!("{:>6}   h{h} {note:?}", self.now);
+                self.report.trace.push(line);
+            }
+        }
         let Some(command) = step.command else {
             return;
         };
@@ -940,12 +945,20 @@ impl World {
         } else if let [serving] = up[..]
             && self.announced != Some(serving)
         {
-            // The seed's hidden-state race: a slave was briefly UP (and
-            // announced itself), the master never learned of it and never
-            // reclaimed; clients still go to the slave. Counted, not yet a
-            // violation: see docs/safety.md.
-            self.report.stale_announcements += 1;
+            // The seed's hidden-state race: another host started (and
+            // announced itself) after the one that serves, and the server
+            // never announced it again: clients still go to the other host.
+            self.violation(format!(
+                "hidden state: h{serving} serves, but clients last heard {} announce it",
+                self.announced.map_or("no host".into(), |a| format!("h{a}"))
+            ));
         }
         self.report.settle_ms = self.last_change.saturating_sub(self.quiet_from);
+        if self.report.settle_ms > L {
+            self.violation(format!(
+                "liveness: the service moved {} ms after the last fault healed (bound L = {L} ms)",
+                self.report.settle_ms
+            ));
+        }
     }
 }
