@@ -1,6 +1,6 @@
-//! A two-host cluster on loopback for the end-to-end tests and the failover
-//! benchmark: each host has its own faild and failsh on its own address, and
-//! runs the toy service (`fixtures/toy-service.sh`), whose hooks start and
+//! A cluster of two or more hosts on loopback for the end-to-end tests and
+//! the failover benchmark: each host has its own faild and failsh on its own
+//! address, and runs the toy service (`samples/toy/toy-service.sh`), whose hooks start and
 //! stop a real process and write `HOST up|started|down|reclaim TIME` lines to
 //! a shared journal.
 
@@ -32,18 +32,22 @@ pub struct Timing {
 pub struct Host {
     pub name: &'static str,
     pub addr: IpAddr,
+    /// The backup host registered with the service.
     pub peer: &'static str,
     pub faild: Faild,
     pub failsh: Failsh,
 }
 
-/// The host's Lua config: the toy service, with the peer as its slave (on the
-/// master) or its master (on the slave).
+/// The hosts of the two-host cluster of the worked example, master first.
+pub const PAIR: [(&str, &str); 2] = [("lukretia", "127.0.0.2"), ("macbeth", "127.0.0.3")];
+
+/// The host's Lua config: the toy service, with every host above it as a
+/// master and every host below as a slave (the seed's rule).
 pub fn toy_config(
     name: &str,
     addr: IpAddr,
-    peer: (&str, IpAddr),
-    master: bool,
+    masters: &[(&str, IpAddr)],
+    slaves: &[(&str, IpAddr)],
     journal_dir: &Path,
     t: Timing,
 ) -> String {
@@ -52,65 +56,102 @@ pub fn toy_config(
         hook_script().display(),
         journal_dir.display()
     );
-    let (role, stopped) = if master {
-        ("slaves", "FAIL")
+    // As in the worked example: the top master records FAIL when it stops,
+    // the others RECOVER (ready to take over again).
+    let stopped = if masters.is_empty() {
+        "FAIL"
     } else {
-        ("masters", "RECOVER")
+        "RECOVER"
     };
+    let list = |peers: &[(&str, IpAddr)]| {
+        peers
+            .iter()
+            .map(|(n, _)| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let peer_lines: String = masters
+        .iter()
+        .chain(slaves)
+        .map(|(n, a)| format!("failhost(\"{n}\", \"address\", \"{a}\")\n"))
+        .collect();
     format!(
         r#"
 failhost("localhost", "address", "{addr}")
 failhost("localhost", "community", "genesis")
-failhost("{peer}", "address", "{peer_addr}")
-local hook = "{hook}"
+{peer_lines}local hook = "{hook}"
 failsvc{{
     name = "toy", interval = {interval}, timeout = {timeout}, hook_timeout = 10,
-    {role} = {{ "{peer}" }},
+    masters = {{ {masters} }}, slaves = {{ {slaves} }},
     start = function() exec(hook .. " up"); return "UP" end,
     stop = function() exec(hook .. " down"); return "{stopped}" end,
     reclaim = function() exec(hook .. " reclaim"); return "UP" end,
     check = function() exec(hook .. " check"); return true end,
 }}
 "#,
-        peer = peer.0,
-        peer_addr = peer.1,
+        masters = list(masters),
+        slaves = list(slaves),
         interval = t.interval,
         timeout = t.timeout,
     )
 }
 
+/// Boots a cluster of hosts given in preference order (the first is the
+/// master of all), each host booted as [`Host::boot`] does.
+pub fn boot_cluster(
+    hosts: &[(&'static str, &str)],
+    dir: &Path,
+    boot_id: &str,
+    timing: Timing,
+) -> Result<Vec<Host>> {
+    let parsed: Vec<(&'static str, IpAddr)> = hosts
+        .iter()
+        .map(|(n, a)| Ok((*n, a.parse()?)))
+        .collect::<Result<_>>()?;
+    (0..parsed.len())
+        .map(|i| {
+            Host::boot(
+                parsed[i],
+                &parsed[..i],
+                &parsed[i + 1..],
+                dir,
+                boot_id,
+                timing,
+            )
+        })
+        .collect()
+}
+
 impl Host {
     /// Boots a host as the worked example's init scripts do: faild (under
-    /// `boot_id`), the service registered FAIL with its backup host, then
-    /// RECOVER, then failsh. `dir` holds the journal; the host's files go to
-    /// `dir/NAME/`.
-    #[allow(clippy::too_many_arguments)]
+    /// `boot_id`), the service registered FAIL with its backup host (the
+    /// next host down, or up for the last), then RECOVER, then failsh. `dir`
+    /// holds the journal; the host's files go to `dir/NAME/`.
     pub fn boot(
-        name: &'static str,
-        addr: &str,
-        peer: (&'static str, &str),
-        master: bool,
+        (name, addr): (&'static str, IpAddr),
+        masters: &[(&'static str, IpAddr)],
+        slaves: &[(&'static str, IpAddr)],
         dir: &Path,
         boot_id: &str,
         timing: Timing,
     ) -> Result<Host> {
-        let addr: IpAddr = addr.parse()?;
         let hdir = dir.join(name);
         std::fs::create_dir_all(&hdir)?;
         let cfg = hdir.join(format!("{name}.lua"));
-        std::fs::write(
-            &cfg,
-            toy_config(name, addr, (peer.0, peer.1.parse()?), master, dir, timing),
-        )?;
+        std::fs::write(&cfg, toy_config(name, addr, masters, slaves, dir, timing))?;
         std::fs::write(hdir.join("communities"), RULES)?;
         let mut faild = Faild::start_at(addr, &hdir, Some(RULES), &[])?;
         faild.kill9();
         faild.env = vec![("FAILD_BOOT_ID".into(), boot_id.into())];
         faild.restart()?;
+        let backup = slaves
+            .first()
+            .or(masters.last())
+            .context("a cluster of one")?;
         let mut host = Host {
             name,
             addr,
-            peer: peer.0,
+            peer: backup.0,
             faild,
             failsh: Failsh::new(&cfg, addr, 1848),
         };

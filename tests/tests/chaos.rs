@@ -1,17 +1,19 @@
-//! A real-process chaos run: two hosts on 127.0.0.2/127.0.0.3 (faild +
-//! failsh each, the toy service), driven by a seeded nemesis for a fixed
+//! A real-process chaos run: two hosts on 127.0.0.2/127.0.0.3, or three on
+//! 127.0.0.2–4 (faild + failsh each, the toy service; every host has the
+//! hosts above it as masters, those below as slaves), driven by a seeded
+//! nemesis for a fixed
 //! number of cycles: SIGKILL of the serving host (then a reboot), SIGSTOP and
 //! SIGCONT of a faild or a failsh, and an admin's FAIL then RECOVER. After
 //! each cycle exactly one host must serve again within the bound; the
 //! journal the hooks wrote must show two hosts up at once only in overlaps
 //! that began while a process was stopped, ending soon after it resumed.
 //!
-//! The short run is part of the suite; the long one runs on demand:
-//! `cargo nextest run -p failover-tests --run-ignored all chaos`.
+//! The short runs are part of the suite; the long ones run on demand:
+//! `cargo nextest run -p failover-tests --run-ignored all chaos_long --no-capture`.
 
 use std::time::Duration;
 
-use failover_tests::cluster::{Host, Timing, ToyServices, now};
+use failover_tests::cluster::{Host, PAIR, Timing, ToyServices, boot_cluster, now};
 use failover_tests::{journal, overlaps, read, send_signal, wait_for};
 
 const TIMING: Timing = Timing {
@@ -37,41 +39,26 @@ impl Lcg {
     }
 }
 
-fn chaos(seed: u64, cycles: usize) {
+const THREE: [(&str, &str); 3] = [
+    ("lukretia", "127.0.0.2"),
+    ("macbeth", "127.0.0.3"),
+    ("banquo", "127.0.0.4"),
+];
+
+fn chaos(seed: u64, cluster: &[(&'static str, &str)], cycles: usize) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let _services = ToyServices(dir.to_path_buf());
     std::fs::write(dir.join("journal"), "").unwrap();
-    let mut hosts = [
-        Host::boot(
-            "lukretia",
-            "127.0.0.2",
-            ("macbeth", "127.0.0.3"),
-            true,
-            dir,
-            "b0",
-            TIMING,
-        )
-        .unwrap(),
-        Host::boot(
-            "macbeth",
-            "127.0.0.3",
-            ("lukretia", "127.0.0.2"),
-            false,
-            dir,
-            "b0",
-            TIMING,
-        )
-        .unwrap(),
-    ];
-    let serving = |hosts: &[Host; 2]| hosts.iter().position(|h| h.state() == "UP");
-    let settle = |hosts: &[Host; 2], what: &str| {
+    let mut hosts = boot_cluster(cluster, dir, "b0", TIMING).unwrap();
+    let n = hosts.len() as u64;
+    let serving = |hosts: &[Host]| hosts.iter().position(|h| h.state() == "UP");
+    let settle = |hosts: &[Host], what: &str| {
         wait_for(&format!("one host UP after {what}"), BOUND, || {
             hosts.iter().filter(|h| h.state() == "UP").count() == 1
         })
         .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{}", read(&dir.join("journal"))));
     };
-    settle(&hosts, "boot");
     let mut rng = Lcg(seed);
     let mut stopped: Vec<(f64, f64)> = Vec::new(); // windows in which a process was stopped
     let mut boots = 0;
@@ -92,7 +79,7 @@ fn chaos(seed: u64, cycles: usize) {
                 "crash and reboot"
             }
             k @ (1 | 2) => {
-                let h = rng.below(2) as usize;
+                let h = rng.below(n) as usize;
                 let pid = if k == 1 {
                     hosts[h].faild.pid()
                 } else {
@@ -134,12 +121,12 @@ fn chaos(seed: u64, cycles: usize) {
             }
         };
         settle(&hosts, what);
-        println!("seed {seed} cycle {cycle}: {what}");
+        println!("seed {seed}, {n} hosts, cycle {cycle}: {what}");
     }
     let text = read(&dir.join("journal"));
     let found = overlaps(&journal(&dir.join("journal")));
     println!(
-        "seed {seed}: {cycles} cycles, {} overlaps (split brains while a process was stopped)",
+        "seed {seed}, {n} hosts: {cycles} cycles, {} overlaps (split brains while a process was stopped)",
         found.len()
     );
     for (from, to, who) in found {
@@ -155,13 +142,21 @@ fn chaos(seed: u64, cycles: usize) {
 
 #[test]
 fn chaos_short() {
-    chaos(1, 8);
+    chaos(1, &PAIR, 8);
+}
+
+#[test]
+fn chaos_short_three_hosts() {
+    chaos(2, &THREE, 6);
 }
 
 #[test]
 #[ignore = "long: run on demand"]
 fn chaos_long() {
     for seed in 1..=5 {
-        chaos(seed * 7919, 40);
+        chaos(seed * 7919, &PAIR, 40);
+    }
+    for seed in 1..=3 {
+        chaos(seed * 104_729, &THREE, 40);
     }
 }

@@ -6,7 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use failover_tests::cluster::{Host, Timing, ToyServices, events, hook_script, now};
+use failover_tests::cluster::{
+    Host, PAIR, Timing, ToyServices, boot_cluster, events, hook_script, now,
+};
 use failover_tests::{journal, overlaps, read, send_signal, stderr, wait_for};
 
 /// Generous: the bounds are for a loaded 2-core machine, not figures.
@@ -22,26 +24,11 @@ fn the_seed_story_on_two_loopback_hosts() {
     let dir = tmp.path();
     let _services = ToyServices(dir.to_path_buf());
     std::fs::write(dir.join("journal"), "").unwrap();
-    let mut lukretia = Host::boot(
-        "lukretia",
-        "127.0.0.2",
-        ("macbeth", "127.0.0.3"),
-        true,
-        dir,
-        "boot-1",
-        TIMING,
-    )
-    .unwrap();
-    let macbeth = Host::boot(
-        "macbeth",
-        "127.0.0.3",
-        ("lukretia", "127.0.0.2"),
-        false,
-        dir,
-        "boot-1",
-        TIMING,
-    )
-    .unwrap();
+    let [mut lukretia, macbeth]: [Host; 2] = boot_cluster(&PAIR, dir, "boot-1", TIMING)
+        .unwrap()
+        .try_into()
+        .ok()
+        .unwrap();
     let wait = |h: &Host, want: &str, why: &str| {
         h.wait_state(want, why, BOUND)
             .unwrap_or_else(|e| panic!("{e:#}"))

@@ -5,6 +5,13 @@
 //!   the service process) and the time until the slave's start hook has
 //!   finished is measured; then the master reboots and takes the service
 //!   back (failback, from its faild's start to its start hook's end).
+//! - Frozen master: its faild and failsh are stopped (SIGSTOP) until the
+//!   slave has started; then resumed (SIGCONT): the slave stands down and
+//!   the master, whose service never stopped, reclaims it (failback, from
+//!   the SIGCONT to the reclaim hook's end).
+//! - False failovers: the cluster left alone at a short interval while a
+//!   CPU hog saturates every core; any start on the slave (or stop on the
+//!   master) is a false failover.
 //! - Watching: one failsh watching N services on 2 peers at interval 1 s,
 //!   its CPU use and RSS.
 //!
@@ -13,13 +20,17 @@
 
 use std::io::{BufReader, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use failover_tests::cluster::{Host, Timing, ToyServices, event_time, events, now};
+use failover_tests::cluster::{
+    Host, PAIR, Timing, ToyServices, boot_cluster, event_time, events, now,
+};
 use failover_tests::procstat::{cpu_seconds, rss_kib};
-use failover_tests::{Faild, Failsh, read_reply, wait_for};
+use failover_tests::{Faild, Failsh, read_reply, send_signal, wait_for};
 
 #[derive(Parser)]
 #[command(about = "Measure failover and failback times and failsh's cost, and print tables")]
@@ -36,6 +47,21 @@ struct Args {
     /// Seconds the cost is measured over.
     #[arg(long, default_value_t = 20.0)]
     seconds: f64,
+    /// Seconds of the false-failover run under a CPU hog (0 skips it).
+    #[arg(long, default_value_t = 600.0)]
+    hog_seconds: f64,
+    /// Interval of the false-failover run, in seconds.
+    #[arg(long, default_value_t = 0.1)]
+    hog_interval: f64,
+}
+
+/// How the master is taken away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// SIGKILL of faild, failsh and the service; then a reboot.
+    Kill,
+    /// SIGSTOP of faild and failsh; then SIGCONT.
+    Freeze,
 }
 
 fn main() -> Result<()> {
@@ -57,23 +83,35 @@ fn main() -> Result<()> {
             interval,
             timeout: 3.0 * interval,
         };
-        let (over, back) = failovers(timing, args.trials)?;
-        let aim = timing.timeout + interval + 0.1;
-        for (what, v) in [
-            ("failover (SIGKILL of the master)", &over),
-            ("failback (master reboots)", &back),
-        ] {
-            let s = stats(v);
-            let aim = if what.starts_with("failover") {
-                format!("≤ {aim:.2}")
-            } else {
-                "-".into()
+        for fault in [Fault::Kill, Fault::Freeze] {
+            let (over, back) = failovers(timing, args.trials, fault)?;
+            let aim = timing.timeout + interval + 0.1;
+            let rows = match fault {
+                Fault::Kill => [
+                    ("failover (SIGKILL of the master)", &over),
+                    ("failback (master reboots)", &back),
+                ],
+                Fault::Freeze => [
+                    ("failover (master frozen)", &over),
+                    ("failback (master resumes, reclaims)", &back),
+                ],
             };
-            println!(
-                "| {interval} s | {:.1} s | {what} | {:.3} | {:.3} | {:.3} | {:.3} | {aim} |",
-                timing.timeout, s[0], s[1], s[2], s[3]
-            );
+            for (what, v) in rows {
+                let s = stats(v);
+                let aim = if what.starts_with("failover") {
+                    format!("≤ {aim:.2}")
+                } else {
+                    "-".into()
+                };
+                println!(
+                    "| {interval} s | {:.1} s | {what} | {:.3} | {:.3} | {:.3} | {:.3} | {aim} |",
+                    timing.timeout, s[0], s[1], s[2], s[3]
+                );
+            }
         }
+    }
+    if args.hog_seconds > 0.0 {
+        false_failovers(args.hog_interval, args.hog_seconds)?;
     }
     if args.services > 0 {
         watching(args.services, args.seconds)?;
@@ -89,57 +127,121 @@ fn stats(v: &[f64]) -> [f64; 4] {
     [at(0.0), at(0.5), at(0.95), at(1.0)]
 }
 
-fn failovers(timing: Timing, trials: usize) -> Result<(Vec<f64>, Vec<f64>)> {
+fn failovers(timing: Timing, trials: usize, fault: Fault) -> Result<(Vec<f64>, Vec<f64>)> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path();
     let _services = ToyServices(dir.to_path_buf());
     std::fs::write(dir.join("journal"), "")?;
-    let mut master = Host::boot(
-        "lukretia",
-        "127.0.0.2",
-        ("macbeth", "127.0.0.3"),
-        true,
-        dir,
-        "boot-0",
-        timing,
-    )?;
-    let slave = Host::boot(
-        "macbeth",
-        "127.0.0.3",
-        ("lukretia", "127.0.0.2"),
-        false,
-        dir,
-        "boot-0",
-        timing,
-    )?;
+    let [mut master, slave]: [Host; 2] = boot_cluster(&PAIR, dir, "boot-0", timing)?
+        .try_into()
+        .ok()
+        .context("two hosts")?;
     let limit = Duration::from_secs_f64(30.0 + 10.0 * timing.timeout);
-    let wait_event = |host: &str, n: usize| {
-        wait_for(&format!("{host} started #{n}"), limit, || {
-            events(dir, host, "started") >= n
+    let wait_event = |host: &str, event: &str, n: usize| {
+        wait_for(&format!("{host} {event} #{n}"), limit, || {
+            events(dir, host, event) >= n
         })
         .with_context(|| format!("journal:\n{}", failover_tests::read(&dir.join("journal"))))
     };
-    wait_event("lukretia", 1)?;
+    wait_event("lukretia", "started", 1)?;
     let (mut over, mut back) = (Vec::new(), Vec::new());
     for trial in 1..=trials {
-        // Crash at a different phase of the slave's polling cycle each time,
+        // Fail at a different phase of the slave's polling cycle each time,
         // so the figures cover the whole range, not one lucky moment.
         let phase = (trial as f64 * 0.618_034).fract();
         std::thread::sleep(Duration::from_secs_f64(phase * timing.interval));
-        let killed = master.crash(dir)?;
-        wait_event("macbeth", trial)?;
-        over.push(event_time(dir, "macbeth", "started", trial).context("journal")? - killed);
-        let rebooted = now();
-        master.reboot(&format!("boot-{trial}"))?;
-        wait_event("lukretia", trial + 1)?;
-        back.push(event_time(dir, "lukretia", "started", trial + 1).context("journal")? - rebooted);
-        if slave.state() == "UP" {
-            bail!("trial {trial}: the slave still UP after the master took over");
+        let gone = match fault {
+            Fault::Kill => master.crash(dir)?,
+            Fault::Freeze => {
+                let at = now();
+                send_signal(master.failsh.pid(), "STOP");
+                send_signal(master.faild.pid(), "STOP");
+                at
+            }
+        };
+        wait_event("macbeth", "started", trial)?;
+        over.push(event_time(dir, "macbeth", "started", trial).context("journal")? - gone);
+        let returned = now();
+        match fault {
+            Fault::Kill => {
+                master.reboot(&format!("boot-{trial}"))?;
+                wait_event("lukretia", "started", trial + 1)?;
+                back.push(
+                    event_time(dir, "lukretia", "started", trial + 1).context("journal")?
+                        - returned,
+                );
+            }
+            Fault::Freeze => {
+                send_signal(master.faild.pid(), "CONT");
+                send_signal(master.failsh.pid(), "CONT");
+                wait_event("lukretia", "reclaim", trial)?;
+                back.push(
+                    event_time(dir, "lukretia", "reclaim", trial).context("journal")? - returned,
+                );
+            }
         }
+        wait_for("the slave to stand down", limit, || {
+            slave.state() == "RECOVER"
+        })?;
         eprint!(".");
     }
     eprintln!();
     Ok((over, back))
+}
+
+/// The cluster left alone at `interval` for `seconds` while a CPU hog
+/// keeps every core busy: counts the slave's starts and the master's stops.
+fn false_failovers(interval: f64, seconds: f64) -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path();
+    let _services = ToyServices(dir.to_path_buf());
+    std::fs::write(dir.join("journal"), "")?;
+    let timing = Timing {
+        interval,
+        timeout: 3.0 * interval,
+    };
+    let hosts = boot_cluster(&PAIR, dir, "boot-0", timing)?;
+    wait_for("the master to start", Duration::from_secs(60), || {
+        events(dir, "lukretia", "started") >= 1
+    })?;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let stop = Arc::new(AtomicBool::new(false));
+    let hogs: Vec<_> = (0..cores)
+        .map(|_| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+                }
+            })
+        })
+        .collect();
+    let t0 = Instant::now();
+    let (cpu0, load0) = (cpu_seconds(hosts[1].failsh.pid())?, now());
+    std::thread::sleep(Duration::from_secs_f64(seconds)); // the run's length, not a wait for a condition
+    let failsh_cpu = (cpu_seconds(hosts[1].failsh.pid())? - cpu0) / (now() - load0);
+    stop.store(true, Ordering::Relaxed);
+    for h in hogs {
+        let _ = h.join();
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    let slave_starts = events(dir, "macbeth", "up");
+    let master_stops = events(dir, "lukretia", "down");
+    let state = (hosts[0].state(), hosts[1].state());
+    println!();
+    println!(
+        "| false failovers under a CPU hog ({cores} spinning threads) | interval | timeout | run | slave starts | master stops | slave failsh CPU | states after |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---|");
+    println!(
+        "| master healthy, left alone | {interval} s | {:.1} s | {elapsed:.0} s | {slave_starts} | {master_stops} | {:.1} % | {} / {} |",
+        timing.timeout,
+        failsh_cpu * 100.0,
+        state.0,
+        state.1
+    );
+    Ok(())
 }
 
 /// One failsh watching `n` services: its peers are two failds, one holding
