@@ -370,14 +370,21 @@ impl Failsh {
     }
 
     /// The monitor's snapshot: one line per service.
-    pub fn snapshot(&self) -> String {
+    /// The first snapshot the monitor port pushes, parsed; `None` if
+    /// failsh does not answer (yet).
+    pub fn monitor(&self) -> Option<failover::monitor::Snapshot> {
         let addr = SocketAddr::new(self.addr, self.monitor_port);
-        let mut out = String::new();
-        if let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let _ = s.read_to_string(&mut out);
-        }
-        out
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).ok()?;
+        serde_json::from_str(&line).ok()
+    }
+
+    /// The monitor's snapshot as text: one line per service (empty if
+    /// failsh does not answer).
+    pub fn snapshot(&self) -> String {
+        self.monitor().map_or(String::new(), |s| s.text())
     }
 
     pub fn kill9(&mut self) {

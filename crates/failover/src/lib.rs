@@ -8,6 +8,7 @@
 pub mod community;
 pub mod decide;
 pub mod machine;
+pub mod monitor;
 pub mod names;
 pub mod proto;
 pub mod record;

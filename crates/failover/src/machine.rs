@@ -205,6 +205,8 @@ pub struct Status {
     pub busy: Option<String>,
     pub local: Option<LocalAnswer>,
     pub peers: Vec<(String, PeerView)>,
+    /// Per peer (same order): time since its last answer, if it ever answered.
+    pub ages: Vec<Option<Duration>>,
     pub last: Option<Decision>,
 }
 
@@ -248,6 +250,14 @@ impl Machine {
             busy: self.pending.map(|p| format!("{p:?}")),
             local: self.last_local.clone(),
             peers: self.views(now),
+            ages: self
+                .params
+                .masters
+                .iter()
+                .chain(&self.params.slaves)
+                .filter_map(|h| self.peers.get(h))
+                .map(|p| p.heard.map(|t| now.saturating_sub(t)))
+                .collect(),
             last: self.last.clone(),
         }
     }

@@ -3,7 +3,8 @@
 //! go out as one GET, so a peer is asked once per tick for all of them.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use failover::Record;
 use tokio::sync::{mpsc, oneshot};
@@ -20,6 +21,36 @@ struct Ask {
     reply: oneshot::Sender<Result<Record, CallError>>,
 }
 
+/// How calls to one host's faild went (the monitor's host list). Kept by
+/// the engine across config reloads.
+#[derive(Debug, Clone, Default)]
+pub struct HostStats {
+    pub last_ok: Option<SystemTime>,
+    pub last_failure: Option<SystemTime>,
+    pub last_error: Option<String>,
+    pub rtt: Option<Duration>,
+    pub calls: u64,
+    pub failures: u64,
+}
+
+impl HostStats {
+    /// Counts one call: answered (with its round trip) or not.
+    fn record(&mut self, outcome: Result<Duration, String>) {
+        self.calls += 1;
+        match outcome {
+            Ok(rtt) => {
+                self.last_ok = Some(SystemTime::now());
+                self.rtt = Some(rtt);
+            }
+            Err(e) => {
+                self.failures += 1;
+                self.last_failure = Some(SystemTime::now());
+                self.last_error = Some(e);
+            }
+        }
+    }
+}
+
 /// A handle to a host's poller task; the task ends when the last handle is
 /// dropped.
 #[derive(Debug, Clone)]
@@ -29,9 +60,9 @@ pub struct Poller {
 
 impl Poller {
     /// Starts the poller task for `host`.
-    pub fn spawn(host: HostConfig) -> Poller {
+    pub fn spawn(host: HostConfig, stats: Arc<Mutex<HostStats>>) -> Poller {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(Client::new(host), rx));
+        tokio::spawn(run(Client::new(host), rx, stats));
         Poller { tx }
     }
 
@@ -56,7 +87,11 @@ impl Poller {
     }
 }
 
-async fn run(mut client: Client, mut rx: mpsc::UnboundedReceiver<Ask>) {
+async fn run(
+    mut client: Client,
+    mut rx: mpsc::UnboundedReceiver<Ask>,
+    stats: Arc<Mutex<HostStats>>,
+) {
     while let Some(first) = rx.recv().await {
         tokio::time::sleep(GATHER).await;
         let mut asks = vec![first];
@@ -71,8 +106,19 @@ async fn run(mut client: Client, mut rx: mpsc::UnboundedReceiver<Ask>) {
         let mut names: Vec<String> = asks.iter().map(|a| a.service.clone()).collect();
         names.sort();
         names.dedup();
+        let sent = Instant::now();
         let mut answers: BTreeMap<String, Result<Record, CallError>> =
             client.get(&names, limit).await.into_iter().collect();
+        // Answered unless some name got no (readable) answer; an error reply
+        // (no such service, denied) is an answer.
+        let failed = answers.values().find_map(|a| match a {
+            Err(e @ (CallError::NoAnswer(_) | CallError::Garbled(_))) => Some(e.to_string()),
+            _ => None,
+        });
+        stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(failed.map_or(Ok(sent.elapsed()), Err));
         for ask in asks {
             let answer = match answers.get(&ask.service) {
                 Some(Ok(r)) => Ok(r.clone()),

@@ -1,6 +1,6 @@
 //! failsh's command line, as the original's plus long forms.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::Parser;
@@ -67,7 +67,8 @@ pub struct Cli {
     )]
     pub dump_file: PathBuf,
 
-    /// Monitor port: a snapshot of every service for each connection.
+    /// Monitor port (failmon's): a JSON snapshot of every host and service
+    /// on connect, then on every change and at most once a second.
     #[arg(
         short = 'm',
         long = "monitor-port",
@@ -76,7 +77,8 @@ pub struct Cli {
     )]
     pub monitor_port: u16,
 
-    /// Debug port (off unless given): the snapshot, after the community.
+    /// Debug port (faildebug's; off unless given): log levels and the log,
+    /// after the community.
     #[arg(short = 'D', long = "debug-port", value_name = "PORT")]
     pub debug_port: Option<u16>,
 
@@ -92,6 +94,10 @@ pub struct Cli {
         default_value = "127.0.0.1"
     )]
     pub address: IpAddr,
+
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (off unless given).
+    #[arg(short = 'M', long = "metrics", value_name = "ADDR:PORT")]
+    pub metrics: Option<SocketAddr>,
 }
 
 const AFTER_HELP: &str = "\

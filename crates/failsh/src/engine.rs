@@ -3,18 +3,24 @@
 //! failds and real hooks; a config reload swaps definitions under the tasks.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use failover::State;
-use failover::machine::{Command, HookResult, LocalAnswer, Machine, Note, Params, PeerAnswer};
+use failover::decide::PeerView;
+use failover::machine::{
+    Command, HookKind, HookResult, LocalAnswer, Machine, Note, Params, PeerAnswer,
+};
+use failover::monitor::{
+    self, HookRun, HookStats, HostStatus, PeerStatus, Reason, ServiceStatus, Snapshot,
+};
 use failover::proto::Origin;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::batcher::Poller;
+use crate::batcher::{HostStats, Poller};
 use crate::client::{CallError, Client, is_no_such};
 use crate::config::{Config, LOCALHOST, ServiceConfig};
 use crate::hooks::{HookError, HookOutcome, Hooks};
@@ -37,12 +43,30 @@ pub struct Engine {
     retired: Mutex<BTreeMap<String, Slot>>,
     epoch: Instant,
     shutdown: CancellationToken,
+    /// Call statistics per host, kept across reloads.
+    host_stats: Mutex<BTreeMap<String, Arc<Mutex<HostStats>>>>,
+    /// Bumped whenever a service did or decided something (monitor pushes).
+    changes: watch::Sender<u64>,
+    /// This host's node name, for the monitors.
+    node: String,
+}
+
+/// What the monitors are told about one service beyond its machine's status.
+#[derive(Debug, Default)]
+struct ServiceStats {
+    last_hook: Option<HookRun>,
+    hooks: BTreeMap<&'static str, HookStats>,
+    transitions: u64,
+    last_transition: Option<SystemTime>,
+    /// The local state and whether it runs, as last seen.
+    seen: Option<(String, bool)>,
 }
 
 /// One managed service: its machine, and the token that ends its task.
 #[derive(Clone)]
 struct Slot {
     machine: Arc<Mutex<Machine>>,
+    stats: Arc<Mutex<ServiceStats>>,
     /// Ends the task at its next tick.
     stop: CancellationToken,
     /// Cancelled when the task has ended (a tick in progress included).
@@ -65,12 +89,39 @@ fn call_limit(interval: Duration) -> Duration {
     (interval / 2).clamp(Duration::from_millis(20), Duration::from_secs(2))
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The local record as the monitors show it.
+fn local_state(local: Option<&LocalAnswer>) -> String {
+    match local {
+        Some(LocalAnswer::Record(r)) => r.state.to_string(),
+        Some(LocalAnswer::NoSuch) => "NOSUCH".into(),
+        Some(LocalAnswer::Unavailable(_)) => "UNAVAILABLE".into(),
+        None => "-".into(),
+    }
+}
+
 impl Current {
-    fn new(config: Config, hooks: Hooks) -> Current {
+    fn new(
+        config: Config,
+        hooks: Hooks,
+        stats: &Mutex<BTreeMap<String, Arc<Mutex<HostStats>>>>,
+    ) -> Current {
+        let mut stats = lock(stats);
         let pollers = config
             .hosts
             .iter()
-            .map(|(name, host)| (name.clone(), Poller::spawn(host.clone())))
+            .map(|(name, host)| {
+                let s = stats.entry(name.clone()).or_default().clone();
+                (name.clone(), Poller::spawn(host.clone(), s))
+            })
             .collect();
         let local = config.localhost().clone();
         Current {
@@ -85,12 +136,20 @@ impl Current {
 impl Engine {
     /// Starts a task for every service of `config`.
     pub fn start(config: Config, hooks: Hooks, shutdown: CancellationToken) -> Arc<Engine> {
+        let host_stats = Mutex::new(BTreeMap::new());
+        let current = Current::new(config, hooks, &host_stats);
+        let node = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "localhost".into());
         let engine = Arc::new(Engine {
-            current: RwLock::new(Arc::new(Current::new(config, hooks))),
+            current: RwLock::new(Arc::new(current)),
             services: Mutex::new(BTreeMap::new()),
             retired: Mutex::new(BTreeMap::new()),
             epoch: Instant::now(),
             shutdown,
+            host_stats,
+            changes: watch::Sender::new(0),
+            node,
         });
         let names: Vec<String> = engine.current().config.services.keys().cloned().collect();
         for name in names {
@@ -117,18 +176,19 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&name);
-        let machine = match &old {
+        let (machine, stats) = match &old {
             Some(o) => {
-                o.machine
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .reconfigure(params(&cfg));
-                o.machine.clone()
+                lock(&o.machine).reconfigure(params(&cfg));
+                (o.machine.clone(), o.stats.clone())
             }
-            None => Arc::new(Mutex::new(Machine::new(params(&cfg)))),
+            None => (
+                Arc::new(Mutex::new(Machine::new(params(&cfg)))),
+                Arc::default(),
+            ),
         };
         let slot = Slot {
             machine,
+            stats,
             stop: self.shutdown.child_token(),
             done: CancellationToken::new(),
         };
@@ -180,7 +240,8 @@ impl Engine {
             }
         }
         *self.current.write().unwrap_or_else(|p| p.into_inner()) =
-            Arc::new(Current::new(config, hooks));
+            Arc::new(Current::new(config, hooks, &self.host_stats));
+        self.changed();
         for name in &added {
             self.spawn_service(name.clone());
         }
@@ -222,7 +283,7 @@ impl Engine {
                 _ = slot.stop.cancelled() => return,
                 _ = tokio::time::sleep(next - now) => {}
             }
-            self.tick(&name, &cfg, &current, &slot.machine, next).await;
+            self.tick(&name, &cfg, &current, &slot, next).await;
         }
     }
 
@@ -231,9 +292,10 @@ impl Engine {
         name: &str,
         cfg: &ServiceConfig,
         current: &Current,
-        machine: &Mutex<Machine>,
+        slot: &Slot,
         now: Duration,
     ) {
+        let machine = &*slot.machine;
         // `now` is the tick's aligned time, not the clock after waking up:
         // INDOUBT durations then add up to exact multiples of the interval,
         // whatever the wake-up and poll latencies.
@@ -250,6 +312,7 @@ impl Engine {
                     Note::Warn(m) => warn!(target: "engine", "{name}: {m}"),
                 }
             }
+            self.observe(slot, !step.notes.is_empty() || step.command.is_some());
             let Some(command) = step.command else {
                 return;
             };
@@ -276,7 +339,9 @@ impl Engine {
                 Command::Run(kind) => {
                     let started = Instant::now();
                     let result = current.hooks.call(name, kind, cfg.hook_timeout).await;
-                    info!(target: "hook", "{name}: {kind} hook took {:.3}s: {}", started.elapsed().as_secs_f64(), describe(&result));
+                    let took = started.elapsed();
+                    info!(target: "hook", "{name}: {kind} hook took {:.3}s: {}", took.as_secs_f64(), describe(&result));
+                    record_hook(&mut lock(&slot.stats), kind, took, &result);
                     machine
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -294,39 +359,157 @@ impl Engine {
         }
     }
 
-    /// A text snapshot, one line per service (the monitor port and the
-    /// SIGINT dump).
-    pub fn snapshot(&self) -> String {
-        let now = self.epoch.elapsed();
-        let machines: Vec<(String, Arc<Mutex<Machine>>)> = self
-            .services
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|(n, slot)| (n.clone(), slot.machine.clone()))
-            .collect();
-        let mut out = String::new();
-        for (name, m) in machines {
-            let s = m.lock().unwrap_or_else(|p| p.into_inner()).status(now);
-            let local = match &s.local {
-                Some(LocalAnswer::Record(r)) => r.state.to_string(),
-                Some(LocalAnswer::NoSuch) => "NOSUCH".into(),
-                Some(LocalAnswer::Unavailable(_)) => "UNAVAILABLE".into(),
-                None => "-".into(),
-            };
-            let peers: Vec<String> = s.peers.iter().map(|(h, v)| format!("{h}={v}")).collect();
-            let _ = writeln!(
-                out,
-                "{name} local={local} running={} reclaim={} busy={} peers=[{}] decision=\"{}\"",
-                if s.running { "yes" } else { "no" },
-                if s.reclaim { "yes" } else { "no" },
-                s.busy.as_deref().unwrap_or("-"),
-                peers.join(", "),
-                s.last.as_ref().map_or("", |d| d.reason.as_str()),
-            );
-        }
-        out
+    /// A receiver that sees every change worth a monitor push.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Counts a transition when the local state or `running` moved, and
+    /// tells the monitors when anything happened.
+    fn observe(&self, slot: &Slot, activity: bool) {
+        let status = lock(&slot.machine).status(self.epoch.elapsed());
+        let now = (local_state(status.local.as_ref()), status.running);
+        let moved = {
+            let mut stats = lock(&slot.stats);
+            let moved = stats.seen.as_ref() != Some(&now);
+            if moved {
+                if stats.seen.is_some() {
+                    stats.transitions += 1;
+                    stats.last_transition = Some(SystemTime::now());
+                }
+                stats.seen = Some(now);
+            }
+            moved
+        };
+        if moved || activity {
+            self.changed();
+        }
+    }
+
+    /// Everything the monitors show (and the SIGINT dump).
+    pub fn snapshot(&self, reason: Reason) -> Snapshot {
+        let now = self.epoch.elapsed();
+        let wall = SystemTime::now();
+        let current = self.current();
+        let hosts = current
+            .config
+            .hosts
+            .values()
+            .map(|h| {
+                let stats = lock(&self.host_stats)
+                    .get(&h.name)
+                    .map(|s| lock(s).clone())
+                    .unwrap_or_default();
+                HostStatus {
+                    name: h.name.clone(),
+                    address: format!("{}:{}", h.address, h.port),
+                    last_ok: stats.last_ok.map(unix),
+                    last_failure: stats.last_failure.map(unix),
+                    last_error: stats.last_error,
+                    rtt_ms: stats.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                    calls: stats.calls,
+                    failures: stats.failures,
+                }
+            })
+            .collect();
+        let slots: Vec<(String, Slot)> = lock(&self.services)
+            .iter()
+            .map(|(n, s)| (n.clone(), s.clone()))
+            .collect();
+        let services = slots
+            .into_iter()
+            .filter_map(|(name, slot)| {
+                let cfg = current.config.services.get(&name)?;
+                let status = lock(&slot.machine).status(now);
+                let stats = lock(&slot.stats);
+                let indoubt = status
+                    .peers
+                    .iter()
+                    .any(|(_, v)| matches!(v.settled(cfg.timeout), PeerView::InDoubt(_)));
+                let internal = if status.reclaim {
+                    Some("RECLAIM".to_string())
+                } else {
+                    indoubt.then(|| "INDOUBT".to_string())
+                };
+                let peers = status
+                    .peers
+                    .iter()
+                    .zip(&status.ages)
+                    .map(|((host, view), age)| PeerStatus {
+                        host: host.clone(),
+                        role: if cfg.masters.contains(host) {
+                            "master".into()
+                        } else {
+                            "slave".into()
+                        },
+                        state: view.settled(cfg.timeout).to_string(),
+                        age_s: age.map(|a| a.as_secs_f64()),
+                    })
+                    .collect();
+                Some(ServiceStatus {
+                    name,
+                    interval_s: cfg.interval.as_secs_f64(),
+                    timeout_s: cfg.timeout.as_secs_f64(),
+                    local: local_state(status.local.as_ref()),
+                    running: status.running,
+                    internal,
+                    busy: status.busy.clone(),
+                    peers,
+                    decision: status
+                        .last
+                        .as_ref()
+                        .map(|d| format!("{:?}", d.action).to_lowercase()),
+                    reason: status.last.as_ref().map(|d| d.reason.clone()),
+                    last_hook: stats.last_hook.clone(),
+                    hooks: stats.hooks.values().cloned().collect(),
+                    last_transition: stats.last_transition.map(unix),
+                    transitions: stats.transitions,
+                })
+            })
+            .collect();
+        Snapshot {
+            version: monitor::VERSION,
+            host: self.node.clone(),
+            at: unix(wall),
+            reason,
+            hosts,
+            services,
+        }
+    }
+}
+
+fn record_hook(
+    stats: &mut ServiceStats,
+    kind: HookKind,
+    took: Duration,
+    result: &Result<HookOutcome, HookError>,
+) {
+    let ok = match result {
+        Ok(HookOutcome::Healthy(h)) => *h,
+        Ok(HookOutcome::State(_)) => true,
+        Err(_) => false,
+    };
+    let name = kind.as_str();
+    let totals = stats.hooks.entry(name).or_insert_with(|| HookStats {
+        kind: name.into(),
+        runs: 0,
+        failures: 0,
+        seconds: 0.0,
+    });
+    totals.runs += 1;
+    totals.failures += u64::from(!ok);
+    totals.seconds += took.as_secs_f64();
+    stats.last_hook = Some(HookRun {
+        kind: name.into(),
+        at: unix(SystemTime::now()),
+        duration_s: took.as_secs_f64(),
+        ok,
+        result: describe(result),
+    });
 }
 
 /// Asks the local faild and every master and slave for `name`, at once.

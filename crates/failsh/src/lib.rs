@@ -6,6 +6,7 @@ pub mod batcher;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod debug;
 pub mod engine;
 pub mod hooks;
 pub mod monitor;

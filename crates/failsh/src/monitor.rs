@@ -1,52 +1,157 @@
-//! The monitor port (failmon's) and the debug port: a text snapshot of every
-//! service per connection.
+//! The monitor port (failmon's) and the metrics endpoint.
+//!
+//! Monitor protocol (`docs/monitor-protocol.md`): failsh pushes one JSON
+//! [`Snapshot`](failover::monitor::Snapshot) per line — on connect, after
+//! every change, and otherwise once a second so that ages and round-trip
+//! times stay fresh. Clients send nothing.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use failover::community::same_secret;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+use failover::monitor::Reason;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::engine::Engine;
 
-/// Serves the snapshot to every client; with a community, only to a client
-/// whose first line is that community (the debug port).
-pub async fn serve(
+/// Monitor clients served at once; more are turned away.
+const MAX_CLIENTS: usize = 64;
+/// A client that takes longer than this to take one push is dropped.
+const WRITE_LIMIT: Duration = Duration::from_secs(5);
+/// At most one refresh push a second.
+const REFRESH: Duration = Duration::from_secs(1);
+
+/// Accepts connections until shutdown, each handled by `handle`, at most
+/// [`MAX_CLIENTS`] at once.
+async fn accept_loop<F, Fut>(
     listener: TcpListener,
-    engine: Arc<Engine>,
-    community: Option<String>,
+    what: &'static str,
     shutdown: CancellationToken,
-) {
+    handle: F,
+) where
+    F: Fn(TcpStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let active = Arc::new(AtomicUsize::new(0));
     loop {
-        let (mut stream, peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
             a = listener.accept() => match a {
                 Ok(a) => a,
                 Err(e) => {
-                    debug!(target: "monitor", "accept failed: {e}");
+                    debug!(target: "monitor", "{what}: accept failed: {e}");
                     continue;
                 }
             },
         };
-        let engine = engine.clone();
-        let community = community.clone();
+        if active.load(Ordering::Relaxed) >= MAX_CLIENTS {
+            debug!(target: "monitor", "{what}: {peer} turned away: {MAX_CLIENTS} clients already");
+            continue;
+        }
+        active.fetch_add(1, Ordering::Relaxed);
+        let active = active.clone();
+        let fut = handle(stream);
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            if let Some(expected) = community {
-                let mut line = String::new();
-                let mut reader = BufReader::new(&mut stream);
-                let read =
-                    tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut line)).await;
-                let same = same_secret(line.trim_end(), &expected);
-                if !matches!(read, Ok(Ok(_))) || !same {
-                    debug!(target: "monitor", "{peer}: wrong community on the debug port");
-                    let _ = stream.write_all(b"denied\n").await;
-                    return;
-                }
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = fut => {}
             }
-            let _ = stream.write_all(engine.snapshot().as_bytes()).await;
+            active.fetch_sub(1, Ordering::Relaxed);
         });
     }
+}
+
+/// Serves failmon clients until shutdown.
+pub async fn serve(listener: TcpListener, engine: Arc<Engine>, shutdown: CancellationToken) {
+    accept_loop(listener, "monitor", shutdown, move |stream| {
+        push(stream, engine.clone())
+    })
+    .await;
+}
+
+/// Pushes snapshots to one client until it goes away or falls behind.
+async fn push(mut stream: TcpStream, engine: Arc<Engine>) {
+    let mut changes = engine.subscribe();
+    changes.mark_unchanged();
+    let mut reason = Reason::Connect;
+    loop {
+        let mut line = match serde_json::to_string(&engine.snapshot(reason)) {
+            Ok(l) => l,
+            Err(e) => {
+                debug!(target: "monitor", "snapshot not encoded: {e}");
+                return;
+            }
+        };
+        line.push('\n');
+        if !matches!(
+            timeout(WRITE_LIMIT, stream.write_all(line.as_bytes())).await,
+            Ok(Ok(()))
+        ) {
+            return;
+        }
+        let refresh = Instant::now() + REFRESH;
+        reason = tokio::select! {
+            r = changes.changed() => match r {
+                Ok(()) => Reason::Change,
+                Err(_) => return,
+            },
+            _ = tokio::time::sleep_until(refresh) => Reason::Refresh,
+        };
+    }
+}
+
+/// Serves `GET /metrics` (Prometheus text format) until shutdown.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    shutdown: CancellationToken,
+) {
+    accept_loop(listener, "metrics", shutdown, move |stream| {
+        metrics(stream, engine.clone())
+    })
+    .await;
+}
+
+/// One HTTP/1.x request, answered and closed.
+async fn metrics(mut stream: TcpStream, engine: Arc<Engine>) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read = timeout(Duration::from_secs(5), async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 8192 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        true
+    })
+    .await;
+    if read != Ok(true) {
+        return;
+    }
+    let request = String::from_utf8_lossy(&head);
+    let mut words = request.split_whitespace();
+    let (status, kind, body) = match (words.next(), words.next()) {
+        (Some("GET"), Some("/metrics")) => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            engine.snapshot(Reason::Refresh).prometheus(),
+        ),
+        (Some("GET"), _) => ("404 Not Found", "text/plain", "try /metrics\n".into()),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "GET /metrics only\n".into(),
+        ),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = timeout(WRITE_LIMIT, stream.write_all(response.as_bytes())).await;
 }

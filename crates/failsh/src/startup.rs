@@ -14,10 +14,12 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
+use failover::monitor::Reason;
+
 use crate::cli::Cli;
 use crate::config;
 use crate::engine::Engine;
-use crate::monitor;
+use crate::{debug, monitor};
 
 /// failsh's entry point.
 pub fn main() -> ExitCode {
@@ -67,10 +69,14 @@ struct Prepared {
     hooks: crate::hooks::Hooks,
     monitor: std::net::TcpListener,
     debug: Option<std::net::TcpListener>,
+    metrics: Option<std::net::TcpListener>,
 }
 
 fn bind(cli: &Cli, port: u16, what: &str) -> Result<std::net::TcpListener> {
-    let addr = SocketAddr::new(cli.address, port);
+    bind_at(SocketAddr::new(cli.address, port), what)
+}
+
+fn bind_at(addr: SocketAddr, what: &str) -> Result<std::net::TcpListener> {
     let l = std::net::TcpListener::bind(addr)
         .with_context(|| format!("cannot listen on {addr} ({what} port)"))?;
     l.set_nonblocking(true)?;
@@ -89,6 +95,7 @@ fn prepare(cli: &mut Cli) -> Result<Prepared> {
     info!(target: "config", "{}: {} services, {} hosts", cli.file.display(), config.services.len(), config.hosts.len());
     let monitor = bind(cli, cli.monitor_port, "monitor")?;
     let debug = cli.debug_port.map(|p| bind(cli, p, "debug")).transpose()?;
+    let metrics = cli.metrics.map(|a| bind_at(a, "metrics")).transpose()?;
     if debug.is_some() && cli.community == "public" {
         tracing::warn!(target: "monitor", "the debug port accepts the default community 'public' (set -c)");
     }
@@ -97,6 +104,7 @@ fn prepare(cli: &mut Cli) -> Result<Prepared> {
         hooks,
         monitor,
         debug,
+        metrics,
     })
 }
 
@@ -113,20 +121,19 @@ fn run(cli: &Cli, prepared: Prepared, ready: &mut Ready) -> Result<()> {
         let mut int = signal(SignalKind::interrupt())?;
         let engine = Engine::start(prepared.config, prepared.hooks, shutdown.clone());
         let monitor = tokio::net::TcpListener::from_std(prepared.monitor)?;
-        tokio::spawn(monitor::serve(
-            monitor,
-            engine.clone(),
-            None,
-            shutdown.clone(),
-        ));
+        tokio::spawn(monitor::serve(monitor, engine.clone(), shutdown.clone()));
         if let Some(d) = prepared.debug {
             let d = tokio::net::TcpListener::from_std(d)?;
-            tokio::spawn(monitor::serve(
+            tokio::spawn(debug::serve(
                 d,
                 engine.clone(),
-                Some(cli.community.clone()),
+                cli.community.clone(),
                 shutdown.clone(),
             ));
+        }
+        if let Some(m) = prepared.metrics {
+            let m = tokio::net::TcpListener::from_std(m)?;
+            tokio::spawn(monitor::serve_metrics(m, engine.clone(), shutdown.clone()));
         }
         info!(
             "failsh {} running {}",
@@ -138,7 +145,7 @@ fn run(cli: &Cli, prepared: Prepared, ready: &mut Ready) -> Result<()> {
         loop {
             tokio::select! {
                 _ = hup.recv() => reload(&engine, &cli.file),
-                _ = int.recv() => dump.write(&engine.snapshot()),
+                _ = int.recv() => dump.write(&engine.snapshot(Reason::Connect).text()),
                 _ = term.recv() => break,
             }
         }
