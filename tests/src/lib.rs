@@ -317,6 +317,8 @@ pub struct Failsh {
     child: Option<Child>,
     pub addr: IpAddr,
     pub monitor_port: u16,
+    /// More command-line arguments for the next [`Failsh::restart`].
+    pub extra: Vec<String>,
     config: PathBuf,
     log: PathBuf,
 }
@@ -329,6 +331,7 @@ impl Failsh {
             child: None,
             addr,
             monitor_port,
+            extra: Vec::new(),
             config: config.to_path_buf(),
             log: config.with_extension("log"),
         }
@@ -348,6 +351,7 @@ impl Failsh {
                 "-m",
                 &self.monitor_port.to_string(),
             ])
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
