@@ -228,6 +228,22 @@ pub fn failc(args: &[&str]) -> Output {
         .expect("running failc")
 }
 
+/// A command running failmon (the monitor client), stdin closed unless the
+/// test says otherwise.
+pub fn failmon() -> Command {
+    let mut c = Command::new(bin("failmon"));
+    c.stdin(Stdio::null());
+    c
+}
+
+/// A command running faildebug (failsh's debug client), stdin closed;
+/// each answer is bounded by its own `-t` (default 5 s).
+pub fn faildebug() -> Command {
+    let mut c = Command::new(bin("faildebug"));
+    c.stdin(Stdio::null());
+    c
+}
+
 /// Whether a faild answers a request on TCP at `addr`.
 pub fn answers(addr: SocketAddr) -> bool {
     tcp_request(addr, "FAIL/1 0 x LIST\n", Duration::from_millis(500)).is_ok()

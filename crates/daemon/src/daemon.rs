@@ -14,30 +14,75 @@ use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::unistd::{ForkResult, Uid, User, fork, initgroups, setgid, setsid, setuid};
 use tracing::{info, warn};
 
-/// The write end of the pipe the waiting parent reads: the init script's
-/// `faild` command returns only once faild serves (no "small pause" needed
-/// before the first failc, unlike the original).
-#[derive(Debug)]
-pub struct Ready(Option<OwnedFd>);
+use crate::notify::{Notifier, NotifyState};
+
+/// How the daemon tells that it serves (or why it could not start): the
+/// write end of the pipe the waiting parent reads when it detached, so that
+/// the init script's `faild` command returns only once faild serves (no
+/// "small pause" needed before the first failc, unlike the original); or,
+/// in the foreground under a systemd `Type=notify` unit, the service
+/// manager's notification socket.
+#[derive(Debug, Default)]
+pub struct Ready {
+    parent: Option<OwnedFd>,
+    notifier: Option<Notifier>,
+    /// `READY=1` went out, so a shutdown is worth announcing.
+    notified_ready: bool,
+    notified_stopping: bool,
+}
 
 impl Ready {
-    /// For a foreground faild nobody waits.
+    /// For a foreground daemon that nobody waits for.
     pub fn none() -> Ready {
-        Ready(None)
+        Ready::default()
     }
 
-    /// Tells the waiting parent that faild serves. Later calls do nothing.
+    /// For a foreground daemon that reports to the service manager.
+    pub fn notify(notifier: Notifier) -> Ready {
+        Ready {
+            notifier: Some(notifier),
+            ..Ready::default()
+        }
+    }
+
+    /// Tells the waiting parent, or the service manager (`READY=1`), that
+    /// the daemon serves. Later calls do nothing.
     pub fn ok(&mut self) {
+        if let Some(n) = &self.notifier
+            && !self.notified_ready
+        {
+            self.notified_ready = true;
+            n.send_logged(&[NotifyState::Ready]);
+        }
         self.send("ok\n");
     }
 
-    /// Hands the start-up error to the waiting parent, which prints it.
+    /// Hands the start-up (or run-time) error to the waiting parent, which
+    /// prints it, or to the service manager as the unit's status line.
     pub fn failed(&mut self, message: &str) {
+        if let Some(n) = &self.notifier {
+            n.send_logged(&[NotifyState::Status(message)]);
+        }
+        self.stopping();
         self.send(message);
     }
 
+    /// Tells the service manager that the daemon is shutting down
+    /// (`STOPPING=1`), once, and only after it said it was ready.
+    /// [`crate::start`] calls it when the daemon's `run` returns; a daemon
+    /// may call it earlier, when a stop signal starts its shutdown.
+    pub fn stopping(&mut self) {
+        if let Some(n) = &self.notifier
+            && self.notified_ready
+            && !self.notified_stopping
+        {
+            self.notified_stopping = true;
+            n.send_logged(&[NotifyState::Stopping]);
+        }
+    }
+
     fn send(&mut self, msg: &str) {
-        if let Some(fd) = self.0.take() {
+        if let Some(fd) = self.parent.take() {
             let _ = File::from(fd).write_all(msg.as_bytes());
         }
     }
@@ -45,8 +90,9 @@ impl Ready {
 
 /// Detaches from the terminal (fork, setsid, fork). The original process
 /// waits for the daemon's word on a pipe and exits with 0 once it serves, or
-/// prints the start-up error and exits with 1. Only the daemon returns.
-pub fn detach() -> Result<Ready> {
+/// prints the start-up error (as `name: message`) and exits with 1. Only the
+/// daemon returns.
+pub fn detach(name: &str) -> Result<Ready> {
     let (read_end, write_end) = nix::unistd::pipe().context("pipe")?;
     // SAFETY: no other thread exists yet (the runtime is built after this).
     match unsafe { fork() }.context("fork")? {
@@ -57,11 +103,11 @@ pub fn detach() -> Result<Ready> {
             let code = match msg.as_str() {
                 "ok\n" => 0,
                 "" => {
-                    eprintln!("faild: exited during start-up (see the system log)");
+                    eprintln!("{name}: exited during start-up (see the system log)");
                     1
                 }
                 m => {
-                    eprintln!("faild: {}", m.trim_end());
+                    eprintln!("{name}: {}", m.trim_end());
                     1
                 }
             };
@@ -84,7 +130,10 @@ pub fn detach() -> Result<Ready> {
     nix::unistd::dup2_stdin(&null)?;
     nix::unistd::dup2_stdout(&null)?;
     nix::unistd::dup2_stderr(&null)?;
-    Ok(Ready(Some(write_end)))
+    Ok(Ready {
+        parent: Some(write_end),
+        ..Ready::default()
+    })
 }
 
 /// A locked pid file; removed when faild stops.
@@ -111,7 +160,7 @@ impl PidFile {
             Err((mut file, _)) => {
                 let mut pid = String::new();
                 let _ = file.read_to_string(&mut pid);
-                bail!("{}: faild is already running (pid {})", ctx(), pid.trim());
+                bail!("{}: already running (pid {})", ctx(), pid.trim());
             }
         };
         lock.set_len(0).with_context(ctx)?;

@@ -19,6 +19,23 @@ pub enum Facility {
 }
 
 impl Facility {
+    /// Every facility, in the order `levels` lists them.
+    pub const ALL: [Facility; 4] = [
+        Facility::Engine,
+        Facility::Hook,
+        Facility::Config,
+        Facility::Monitor,
+    ];
+
+    /// The facility called `name` (any case), as `-d` and the debug port
+    /// take it.
+    pub fn named(name: &str) -> Option<Facility> {
+        Facility::ALL
+            .into_iter()
+            .find(|f| f.target().eq_ignore_ascii_case(name))
+    }
+
+    /// The facility's name, which is also its `tracing` target.
     pub fn target(self) -> &'static str {
         match self {
             Facility::Engine => "engine",
@@ -129,5 +146,16 @@ mod tests {
         assert!(!cli.foreground && !cli.test);
         assert!(Cli::try_parse_from(["failsh"]).is_err(), "-f is mandatory");
         assert!(Cli::try_parse_from(["failsh", "-f", "x", "-d", "bogus"]).is_err());
+    }
+
+    #[test]
+    fn every_facility_is_listed_and_found_by_name() {
+        use clap::ValueEnum;
+        assert_eq!(Facility::ALL.as_slice(), Facility::value_variants());
+        for f in Facility::ALL {
+            assert_eq!(Facility::named(f.target()), Some(f));
+            assert_eq!(Facility::named(&f.target().to_uppercase()), Some(f));
+        }
+        assert_eq!(Facility::named("bogus"), None);
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
+use failover_daemon::logging::LogControl;
 use failover_daemon::{self as daemon, PidFile, Ready};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -43,7 +44,7 @@ pub fn main() -> ExitCode {
         };
     }
     let targets: Vec<&str> = cli.debug.iter().map(|f| f.target()).collect();
-    failover_daemon::logging::init(
+    let log = failover_daemon::logging::init(
         c"failsh",
         cli.foreground,
         failover_daemon::logging::filter("FAILSH_LOG", &targets),
@@ -56,7 +57,7 @@ pub fn main() -> ExitCode {
             let prepared = prepare(&mut cli)?;
             Ok((cli, prepared))
         },
-        |(cli, prepared), ready| run(&cli, prepared, ready),
+        |(cli, prepared), ready| run(&cli, prepared, log, ready),
     );
     if code == ExitCode::SUCCESS {
         info!("failsh stopped; services left as they are");
@@ -108,7 +109,7 @@ fn prepare(cli: &mut Cli) -> Result<Prepared> {
     })
 }
 
-fn run(cli: &Cli, prepared: Prepared, ready: &mut Ready) -> Result<()> {
+fn run(cli: &Cli, prepared: Prepared, log: LogControl, ready: &mut Ready) -> Result<()> {
     let _pid = cli.pid_file.as_deref().map(PidFile::create).transpose()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -127,6 +128,7 @@ fn run(cli: &Cli, prepared: Prepared, ready: &mut Ready) -> Result<()> {
             tokio::spawn(debug::serve(
                 d,
                 engine.clone(),
+                log,
                 cli.community.clone(),
                 shutdown.clone(),
             ));
