@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 
 pub mod cluster;
+pub mod netns;
 pub mod procstat;
 
 /// Path of a workspace binary, built once per test process (escargot runs

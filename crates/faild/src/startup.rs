@@ -161,6 +161,14 @@ fn serve(cli: &Cli, prepared: Prepared, ready: &mut Ready) -> Result<()> {
             limits.max_connections
         );
         ready.ok();
-        server::run(listeners, store, limits, shutdown).await
+        let run = server::run(listeners, store, limits, shutdown.clone());
+        tokio::pin!(run);
+        // Tell systemd at once that faild is stopping, not only after the
+        // requests in flight are done.
+        tokio::select! {
+            result = &mut run => return result,
+            _ = shutdown.cancelled() => ready.stopping(),
+        }
+        run.await
     })
 }
