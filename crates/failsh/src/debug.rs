@@ -33,7 +33,6 @@ use failover_daemon::logging::{LEVEL_NAMES, LogControl, LogItem, parse_level};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::level_filters::LevelFilter;
@@ -41,6 +40,7 @@ use tracing::{debug, info, warn};
 
 use crate::cli::Facility;
 use crate::engine::Engine;
+use crate::listen::accept_loop;
 
 /// The protocol's version, in the greeting.
 pub const PROTOCOL: u32 = 1;
@@ -217,36 +217,23 @@ pub async fn serve(
         shutdown: shutdown.clone(),
         denied: Mutex::new(Throttle::default()),
     });
-    let slots = Arc::new(Semaphore::new(MAX_CLIENTS));
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => {
-                    // E.g. out of file descriptors: wait rather than spin.
-                    debug!(target: "monitor", "debug port: accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
+    accept_loop(
+        listener,
+        "debug",
+        MAX_CLIENTS,
+        Some(format!("ERR busy: {MAX_CLIENTS} debug clients already\n")),
+        shutdown,
+        move |stream, peer| {
+            let port = port.clone();
+            async move {
+                match Session::new(stream, peer, port).run().await {
+                    Ok(()) => debug!(target: "monitor", "debug port: {peer} closed"),
+                    Err(e) => debug!(target: "monitor", "debug port: {peer} dropped: {e}"),
                 }
-            },
-        };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            debug!(target: "monitor", "debug port: {peer} turned away: {MAX_CLIENTS} clients already");
-            // Best effort and never waits: the client may not read.
-            let _ = stream
-                .try_write(format!("ERR busy: {MAX_CLIENTS} debug clients already\n").as_bytes());
-            continue;
-        };
-        let port = port.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            match Session::new(stream, peer, port).run().await {
-                Ok(()) => debug!(target: "monitor", "debug port: {peer} closed"),
-                Err(e) => debug!(target: "monitor", "debug port: {peer} dropped: {e}"),
             }
-        });
-    }
+        },
+    )
+    .await;
 }
 
 /// One line from the client.

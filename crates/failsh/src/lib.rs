@@ -9,6 +9,7 @@ pub mod config;
 pub mod debug;
 pub mod engine;
 pub mod hooks;
+pub mod listen;
 pub mod monitor;
 
 mod startup;

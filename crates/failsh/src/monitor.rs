@@ -6,7 +6,6 @@
 //! times stay fresh. Clients send nothing.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use failover::monitor::Reason;
@@ -17,60 +16,25 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::engine::Engine;
+use crate::listen::accept_loop;
 
-/// Monitor clients served at once; more are turned away.
+/// Clients served at once per port; more are turned away.
 const MAX_CLIENTS: usize = 64;
 /// A client that takes longer than this to take one push is dropped.
 const WRITE_LIMIT: Duration = Duration::from_secs(5);
 /// At most one refresh push a second.
 const REFRESH: Duration = Duration::from_secs(1);
 
-/// Accepts connections until shutdown, each handled by `handle`, at most
-/// [`MAX_CLIENTS`] at once.
-async fn accept_loop<F, Fut>(
-    listener: TcpListener,
-    what: &'static str,
-    shutdown: CancellationToken,
-    handle: F,
-) where
-    F: Fn(TcpStream) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let active = Arc::new(AtomicUsize::new(0));
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            a = listener.accept() => match a {
-                Ok(a) => a,
-                Err(e) => {
-                    debug!(target: "monitor", "{what}: accept failed: {e}");
-                    continue;
-                }
-            },
-        };
-        if active.load(Ordering::Relaxed) >= MAX_CLIENTS {
-            debug!(target: "monitor", "{what}: {peer} turned away: {MAX_CLIENTS} clients already");
-            continue;
-        }
-        active.fetch_add(1, Ordering::Relaxed);
-        let active = active.clone();
-        let fut = handle(stream);
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = shutdown.cancelled() => {}
-                _ = fut => {}
-            }
-            active.fetch_sub(1, Ordering::Relaxed);
-        });
-    }
-}
-
 /// Serves failmon clients until shutdown.
 pub async fn serve(listener: TcpListener, engine: Arc<Engine>, shutdown: CancellationToken) {
-    accept_loop(listener, "monitor", shutdown, move |stream| {
-        push(stream, engine.clone())
-    })
+    accept_loop(
+        listener,
+        "monitor",
+        MAX_CLIENTS,
+        None,
+        shutdown,
+        move |stream, _| push(stream, engine.clone()),
+    )
     .await;
 }
 
@@ -111,9 +75,14 @@ pub async fn serve_metrics(
     engine: Arc<Engine>,
     shutdown: CancellationToken,
 ) {
-    accept_loop(listener, "metrics", shutdown, move |stream| {
-        metrics(stream, engine.clone())
-    })
+    accept_loop(
+        listener,
+        "metrics",
+        MAX_CLIENTS,
+        None,
+        shutdown,
+        move |stream, _| metrics(stream, engine.clone()),
+    )
     .await;
 }
 
