@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 echo "building (release)..."
-cargo build --release -q -p faild -p failsh -p failc
+cargo build --release -q -p faild -p failsh -p failc -p failmon
 bin=$PWD/target/release
 toy=$PWD/samples/toy/toy-service.sh
 work=$(mktemp -d -t failover-demo.XXXXXX)
@@ -87,5 +87,6 @@ echo "   macbeth stood down as soon as it saw lukretia RECOVER; then lukretia st
 say "4. what the service hooks wrote (up is written before a start, down after a stop):"
 awk '{ printf "   %s  %-8s %s\n", strftime("%T", $3), $1, $2 }' "$work/journal" 2> /dev/null || cat "$work/journal"
 
-say "5. failsh's monitor port on lukretia (127.0.0.2:1848):"
-exec 3<> /dev/tcp/127.0.0.2/1848 && sed 's/^/   /' <&3 || true
+say "5. failsh's monitor port on lukretia (127.0.0.2:1848), read by failmon -1:"
+"$bin/failmon" -1 127.0.0.2 | sed 's/^/   /' || true
+echo "   (failmon 127.0.0.2 is the full-screen view; docs/failmon.md)"

@@ -229,6 +229,46 @@ pub fn failc(args: &[&str]) -> Output {
         .expect("running failc")
 }
 
+/// A faild in `dir` (the cluster's community rules) with service `svc`
+/// registered RECOVER, and a failsh on the same loopback address managing
+/// `svc` with hooks that only answer (start: UP, stop: FAIL) — and `peer`,
+/// if given, as its slave — started with the arguments `extra` makes of the
+/// host's address. For the tests of failsh's ports (monitor, metrics, debug)
+/// and their clients.
+pub fn lone_failsh(
+    dir: &Path,
+    peer: Option<IpAddr>,
+    extra: impl Fn(IpAddr) -> Vec<String>,
+) -> Result<(Faild, Failsh)> {
+    std::fs::create_dir_all(dir)?;
+    let faild = Faild::start(dir, Some(cluster::RULES), &[])?;
+    let o = faild.failc(&["-c", "genesis", "-sRECOVER", "svc"]);
+    if o.status.code() != Some(0) {
+        bail!("failc -sRECOVER svc: {}", stderr(&o));
+    }
+    let (peer_line, slaves) = match peer {
+        Some(a) => (
+            format!("failhost(\"peer\", \"address\", \"{a}\")\n"),
+            "slaves = { \"peer\" }, ",
+        ),
+        None => (String::new(), ""),
+    };
+    let cfg = dir.join("host.lua");
+    std::fs::write(
+        &cfg,
+        format!(
+            "failhost(\"localhost\", \"address\", \"{}\")\nfailhost(\"localhost\", \"community\", \"genesis\")\n\
+             {peer_line}failsvc{{ name = \"svc\", interval = 0.2, {slaves}\n  \
+             start = function() return \"UP\" end, stop = function() return \"FAIL\" end }}\n",
+            faild.addr
+        ),
+    )?;
+    let mut failsh = Failsh::new(&cfg, faild.addr, 1848);
+    failsh.extra = extra(faild.addr);
+    failsh.restart()?;
+    Ok((faild, failsh))
+}
+
 /// A command running failmon (the monitor client), stdin closed unless the
 /// test says otherwise.
 pub fn failmon() -> Command {

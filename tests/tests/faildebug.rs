@@ -13,9 +13,10 @@ use std::process::{Child, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use failover_tests::{Faild, Failsh, faildebug, send_signal, stderr, stdout, wait_for};
+use failover_tests::{
+    Faild, Failsh, faildebug, lone_failsh, send_signal, stderr, stdout, wait_for,
+};
 
-const RULES: &str = "* public RO\n* genesis RW 127.0.0.0/8\n";
 const SECRET: &str = "d3bug-s3cret";
 const DEBUG_PORT: u16 = 1849;
 const BOUND: Duration = Duration::from_secs(30);
@@ -24,29 +25,15 @@ const BOUND: Duration = Duration::from_secs(30);
 /// running it with its debug port on, guarded by [`SECRET`]. The harness
 /// starts failsh with `-d engine`: engine is at debug, the rest at info.
 fn cluster(dir: &Path) -> (Faild, Failsh) {
-    let faild = Faild::start(dir, Some(RULES), &[]).unwrap();
-    let o = faild.failc(&["-c", "genesis", "-sRECOVER", "svc"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let cfg = dir.join("host.lua");
-    std::fs::write(
-        &cfg,
-        format!(
-            "failhost(\"localhost\", \"address\", \"{}\")\nfailhost(\"localhost\", \"community\", \"genesis\")\n\
-             failsvc{{ name = \"svc\", interval = 0.2,\n  \
-             start = function() return \"UP\" end, stop = function() return \"FAIL\" end }}\n",
-            faild.addr
-        ),
-    )
-    .unwrap();
-    let mut failsh = Failsh::new(&cfg, faild.addr, 1848);
-    failsh.extra = vec![
-        "-D".into(),
-        DEBUG_PORT.to_string(),
-        "-c".into(),
-        SECRET.into(),
-    ];
-    failsh.restart().unwrap();
-    (faild, failsh)
+    lone_failsh(dir, None, |_| {
+        vec![
+            "-D".into(),
+            DEBUG_PORT.to_string(),
+            "-c".into(),
+            SECRET.into(),
+        ]
+    })
+    .unwrap()
 }
 
 /// Runs `faildebug -c COMMUNITY -p PORT ADDR ARGS...`.

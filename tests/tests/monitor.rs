@@ -5,38 +5,22 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use failover::monitor::{Reason, Snapshot};
-use failover_tests::{Faild, Failsh, stderr, unique_addr, wait_for};
+use failover_tests::{Faild, Failsh, lone_failsh, unique_addr, wait_for};
 
-const RULES: &str = "* public RO\n* genesis RW 127.0.0.0/8\n";
 const BOUND: Duration = Duration::from_secs(30);
 
-/// A faild with service `svc` RECOVER, and a failsh whose hooks only answer
-/// (start: UP) with its metrics endpoint on `metrics_port`.
+/// failsh managing `svc` with a slave nobody answers for (INDOUBT, then
+/// FAIL), its metrics endpoint on `metrics_port`.
 fn cluster(dir: &std::path::Path, metrics_port: u16) -> (Faild, Failsh) {
-    let faild = Faild::start(dir, Some(RULES), &[]).unwrap();
-    let o = faild.failc(&["-c", "genesis", "-sRECOVER", "svc"]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let cfg = dir.join("host.lua");
-    std::fs::write(
-        &cfg,
-        format!(
-            "failhost(\"localhost\", \"address\", \"{}\")\nfailhost(\"localhost\", \"community\", \"genesis\")\n\
-             failhost(\"peer\", \"address\", \"{}\")\n\
-             failsvc{{ name = \"svc\", interval = 0.2, slaves = {{ \"peer\" }},\n  \
-             start = function() return \"UP\" end, stop = function() return \"FAIL\" end }}\n",
-            faild.addr,
-            unique_addr(), // nobody there: the slave is INDOUBT, then FAIL
-        ),
-    )
-    .unwrap();
-    let mut failsh = Failsh::new(&cfg, faild.addr, 1848);
-    failsh.extra = vec!["-M".into(), format!("{}:{metrics_port}", faild.addr)];
-    failsh.restart().unwrap();
-    (faild, failsh)
+    let nobody = IpAddr::V4(unique_addr());
+    lone_failsh(dir, Some(nobody), |addr| {
+        vec!["-M".into(), format!("{addr}:{metrics_port}")]
+    })
+    .unwrap()
 }
 
 fn next(reader: &mut BufReader<TcpStream>) -> Snapshot {

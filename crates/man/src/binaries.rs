@@ -17,6 +17,7 @@ pub const BINARIES: &[Binary] = &[
     ("faild", faild::cli::Cli::command),
     ("failc", failc::cli::Cli::command),
     ("failsh", failsh::cli::Cli::command),
+    ("failmon", failmon::cli::Cli::command),
     ("faildebug", faildebug::cli::Cli::command),
 ];
 
