@@ -24,9 +24,11 @@ local function stopservice()
     return "RECOVER"
 end
 
--- The reclaim hook: a host that finds the service UP both here and on one
--- of its slaves waits for the slave to stand down, then reclaims. macbeth
--- has no slaves, so it never reclaims; the hook is kept as in the example.
+-- The reclaim hook: a host that keeps the service while another host may
+-- have announced it meanwhile (seen UP beside it, or changes it missed)
+-- waits for the other to stand down, then reclaims: announces the address
+-- again. macbeth reclaims too, e.g. after its master came up and failed
+-- again between two polls.
 local function reclaimservice()
     exec("/etc/init.d/vip reclaim")
     return "UP"

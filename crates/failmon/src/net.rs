@@ -262,12 +262,9 @@ mod tests {
 
     #[test]
     fn refused_connections_name_the_target() {
-        // A port that was just free: nothing accepts on it now.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        // Port 1 (tcpmux) is served nowhere on loopback; unlike a port that
+        // was just free, no parallel test can take it.
+        let port = 1;
         let target = Target::new("127.0.0.1", port);
         let e = Monitor::connect(&target).unwrap_err();
         assert!(matches!(e, Error::Connect { .. }), "{e}");

@@ -51,7 +51,9 @@ pub struct Situation<'a> {
     /// UP when the service runs here (failsh started or adopted it),
     /// otherwise the local record's state.
     pub local: State,
-    /// The internal RECLAIM flag: local UP and a slave was seen UP.
+    /// The internal RECLAIM flag: local UP and a peer may have announced
+    /// itself meanwhile (seen UP, or its changes missed): re-announce once
+    /// no peer may be up.
     pub reclaim: bool,
     pub masters: &'a [(String, PeerView)],
     pub slaves: &'a [(String, PeerView)],
@@ -133,7 +135,7 @@ pub fn decide(s: &Situation<'_>) -> Decision {
                 d(
                     Action::Reclaim,
                     false,
-                    "RECLAIM: no slave is UP any more".into(),
+                    "RECLAIM: no peer is UP or in doubt any more".into(),
                 )
             } else {
                 d(Action::Nothing, false, "UP here, no master ready".into())
@@ -266,8 +268,8 @@ mod tests {
             if d.action == Action::Reclaim {
                 assert!(s.local == State::Up && s.reclaim, "{s:?}");
                 assert!(
-                    !any_may_be_up(s.slaves, T),
-                    "reclaimed while a slave may be up: {s:?}"
+                    !any_may_be_up(s.slaves, T) && !any_may_be_up(s.masters, T),
+                    "reclaimed while a peer may be up: {s:?}"
                 );
             }
             if d.reclaim {

@@ -189,6 +189,10 @@ pub struct Machine {
     pending: Option<Pending>,
     /// A state still to be written after a stop (the write failed).
     unpublished: Option<State>,
+    /// A restart's adoption write failed: the earlier failsh's instance may
+    /// run; the next poll decides again (start it again, or stop it if the
+    /// record no longer says UP).
+    restart_pending: bool,
     /// A stop hook that failed, to be tried again (with its target).
     stop_retry: Option<Option<State>>,
     peers: BTreeMap<String, Peer>,
@@ -224,6 +228,7 @@ impl Machine {
             reclaim: false,
             pending: None,
             unpublished: None,
+            restart_pending: false,
             stop_retry: None,
             peers: BTreeMap::new(),
             last: None,
@@ -459,8 +464,9 @@ impl Machine {
             }
             LocalAnswer::NoSuch => State::Fail,
             LocalAnswer::Record(r) => {
-                if r.state == State::Up && !self.running {
+                if r.state == State::Up && (!self.running || self.restart_pending) {
                     self.running = true;
+                    self.restart_pending = false;
                     if r.by_failsh && r.request.is_none() {
                         // An earlier failsh ran it, and may have died in the
                         // middle of a start or a stop: start it again (start
@@ -541,7 +547,9 @@ impl Machine {
             Action::Reclaim => {
                 self.issue(Pending::ReclaimHook, Command::Run(HookKind::Reclaim), notes)
             }
-            Action::Nothing if self.running && self.params.has_check => {
+            // Checked also while RECLAIM waits (which may last: a peer
+            // UNKNOWN never times out): a failed service must hand over.
+            Action::Nothing | Action::Wait if self.running && self.params.has_check => {
                 self.issue(Pending::CheckHook, Command::Run(HookKind::Check), notes)
             }
             Action::Wait | Action::Nothing => Step {
@@ -606,10 +614,10 @@ impl Machine {
             ),
             (Some(Pending::Adopt { restart }), Err(e)) => {
                 // Not adopted: the next poll finds out again what the record
-                // holds (still an earlier failsh's UP: start it again).
-                if restart {
-                    self.running = false;
-                }
+                // holds — still an earlier failsh's UP: start it again; no
+                // longer UP (an admin forced it): the instance that may run
+                // is stopped.
+                self.restart_pending = restart;
                 warn(format!("cannot mark the service as run by failsh ({e})"))
             }
             (other, _) => unexpected(other, "a write result"),
@@ -628,23 +636,29 @@ impl Machine {
             (Some(Pending::ReclaimHook), HookResult::State(State::Up)) => {
                 info("reclaimed: UP".into())
             }
-            // A reclaim that does not answer UP, like a failed start, leaves
-            // the service in an unknown shape: stop it and give it up.
-            (Some(Pending::StartHook | Pending::ReclaimHook), bad) => {
-                let what = if pending == Some(Pending::StartHook) {
-                    "start"
-                } else {
-                    "reclaim"
-                };
-                self.issue(
-                    Pending::AbortStop,
-                    Command::Run(HookKind::Stop),
-                    vec![Note::Warn(format!(
-                        "{what} hook failed ({}): stopping, then FAIL",
-                        describe(&bad)
-                    ))],
-                )
+            (Some(Pending::ReclaimHook), HookResult::State(state)) => {
+                self.running = false;
+                self.publish(state, format!("reclaim hook returned {state}"))
             }
+            // The service never stopped here, and a reclaim only announces
+            // it again: a failed one (an arping that did not go out) is
+            // tried again, not a reason to take a healthy service down.
+            (Some(Pending::ReclaimHook), bad) => {
+                self.reclaim = true;
+                warn(format!(
+                    "reclaim hook failed ({}): the service still runs here; reclaiming again at the next interval",
+                    describe(&bad)
+                ))
+            }
+            // A half-started service must not stay half up: stop it, FAIL.
+            (Some(Pending::StartHook), bad) => self.issue(
+                Pending::AbortStop,
+                Command::Run(HookKind::Stop),
+                vec![Note::Warn(format!(
+                    "start hook failed ({}): stopping, then FAIL",
+                    describe(&bad)
+                ))],
+            ),
             (Some(Pending::AbortStop), HookResult::State(state)) if state != State::Up => {
                 self.running = false;
                 self.publish(State::Fail, "stopped after the failure".into())
@@ -1156,6 +1170,50 @@ mod tests {
         assert!(!m.status(secs(1.0)).reclaim && m.status(secs(1.0)).running);
     }
 
+    #[test]
+    fn a_failed_reclaim_is_tried_again_and_the_service_kept() {
+        let mut m = running(params(&[], &["macbeth"], true));
+        let up = || rec(State::Up, true, None);
+        // Split brain: RECLAIM waits, and the check still runs meanwhile.
+        let step = m.on_poll(secs(0.0), up(), &[peer("macbeth", State::Up)]);
+        assert_eq!(step.command, Some(Command::Run(HookKind::Check)));
+        m.on_hook(HookResult::Healthy(true));
+        let step = m.on_poll(secs(1.0), up(), &[peer("macbeth", State::Recover)]);
+        assert_eq!(step.command, Some(Command::Run(HookKind::Reclaim)));
+        let step = m.on_hook(HookResult::Failed("arping: timed out".into()));
+        assert_eq!(step.command, None, "no stop: the service never stopped");
+        assert!(m.status(secs(1.0)).running && m.status(secs(1.0)).reclaim);
+        let step = m.on_poll(secs(2.0), up(), &[peer("macbeth", State::Recover)]);
+        assert_eq!(step.command, Some(Command::Run(HookKind::Reclaim)));
+        assert_eq!(m.on_hook(HookResult::State(State::Up)).command, None);
+        assert!(!m.status(secs(2.0)).reclaim);
+    }
+
+    #[test]
+    fn a_restart_whose_adoption_is_refused_stops_what_may_run() {
+        let mut m = Machine::new(params(&[], &[], false));
+        let step = m.on_poll(secs(0.0), rec(State::Up, true, None), &[]);
+        assert_eq!(step.command, Some(Command::Adopt));
+        // An admin forced FAIL between the poll and the adoption.
+        assert_eq!(m.on_written(Err("BUSY".into())).command, None);
+        let step = m.on_poll(secs(1.0), rec(State::Fail, false, None), &[]);
+        assert_eq!(
+            step.command,
+            Some(Command::Run(HookKind::Stop)),
+            "the earlier failsh's instance may still run"
+        );
+        // Refused for another reason (faild busy): the restart is tried again.
+        let mut m = Machine::new(params(&[], &[], false));
+        m.on_poll(secs(0.0), rec(State::Up, true, None), &[]);
+        m.on_written(Err("no answer".into()));
+        let step = m.on_poll(secs(1.0), rec(State::Up, true, None), &[]);
+        assert_eq!(step.command, Some(Command::Adopt));
+        assert_eq!(
+            m.on_written(Ok(())).command,
+            Some(Command::Run(HookKind::Start))
+        );
+    }
+
     #[derive(Debug, Clone)]
     enum Input {
         Poll(Vec<Option<State>>, bool),
@@ -1226,6 +1284,12 @@ mod tests {
                             // service up is trusted (the original's contract).
                             (HookKind::Start, HookResult::State(s)) if *s != State::Up => {
                                 prop_assert_eq!(record, State::Up, "a start only after the claim");
+                            }
+                            // Likewise a reclaim's word that the service is
+                            // no longer up.
+                            (HookKind::Reclaim, HookResult::State(s)) if *s != State::Up => {
+                                prop_assert_eq!(record, State::Up, "a reclaim only while UP");
+                                maybe_running = false;
                             }
                             (HookKind::Start | HookKind::Reclaim, _) => {
                                 prop_assert_eq!(record, State::Up, "a start only after the claim");

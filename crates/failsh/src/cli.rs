@@ -99,8 +99,9 @@ pub struct Cli {
     #[arg(short = 'D', long = "debug-port", value_name = "PORT")]
     pub debug_port: Option<u16>,
 
-    /// Community a debug-port client must send first.
-    #[arg(short = 'c', long, default_value = "public")]
+    /// Community a debug-port client must send first (or FAILSH_COMMUNITY,
+    /// which keeps it out of `ps`).
+    #[arg(short = 'c', long, env = "FAILSH_COMMUNITY", default_value = "public")]
     pub community: String,
 
     /// Address the monitor and debug ports listen on.

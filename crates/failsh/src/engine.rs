@@ -312,7 +312,12 @@ impl Engine {
                     Note::Warn(m) => warn!(target: "engine", "{name}: {m}"),
                 }
             }
-            self.observe(slot, !step.notes.is_empty() || step.command.is_some());
+            // A routine health check is not news for the monitors.
+            let routine = step.command == Some(Command::Run(HookKind::Check));
+            self.observe(
+                slot,
+                !step.notes.is_empty() || (step.command.is_some() && !routine),
+            );
             let Some(command) = step.command else {
                 return;
             };
@@ -373,7 +378,13 @@ impl Engine {
     fn observe(&self, slot: &Slot, activity: bool) {
         let status = lock(&slot.machine).status(self.epoch.elapsed());
         let now = (local_state(status.local.as_ref()), status.running);
-        let moved = {
+        // The local faild out of reach (or not asked yet) is no transition
+        // of the service.
+        let known = matches!(
+            status.local,
+            Some(LocalAnswer::Record(_) | LocalAnswer::NoSuch)
+        );
+        let moved = known && {
             let mut stats = lock(&slot.stats);
             let moved = stats.seen.as_ref() != Some(&now);
             if moved {
@@ -488,10 +499,13 @@ fn record_hook(
     took: Duration,
     result: &Result<HookOutcome, HookError>,
 ) {
-    let ok = match result {
-        Ok(HookOutcome::Healthy(h)) => *h,
-        Ok(HookOutcome::State(_)) => true,
-        Err(_) => false,
+    // As the step machine reads each hook: a start or reclaim must answer
+    // UP, a stop anything but UP, a check healthy.
+    let ok = match (kind, result) {
+        (HookKind::Check, Ok(HookOutcome::Healthy(h))) => *h,
+        (HookKind::Start | HookKind::Reclaim, Ok(HookOutcome::State(s))) => *s == State::Up,
+        (HookKind::Stop, Ok(HookOutcome::State(s))) => *s != State::Up,
+        _ => false,
     };
     let name = kind.as_str();
     let totals = stats.hooks.entry(name).or_insert_with(|| HookStats {

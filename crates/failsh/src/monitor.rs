@@ -24,6 +24,9 @@ const MAX_CLIENTS: usize = 64;
 const WRITE_LIMIT: Duration = Duration::from_secs(5);
 /// At most one refresh push a second.
 const REFRESH: Duration = Duration::from_secs(1);
+/// Changes are pushed at most this often (those in between are coalesced),
+/// so that busy services cannot make monitors cost failsh much.
+const MIN_GAP: Duration = Duration::from_millis(250);
 
 /// Serves failmon clients until shutdown.
 pub async fn serve(listener: TcpListener, engine: Arc<Engine>, shutdown: CancellationToken) {
@@ -58,14 +61,16 @@ async fn push(mut stream: TcpStream, engine: Arc<Engine>) {
         ) {
             return;
         }
-        let refresh = Instant::now() + REFRESH;
+        let sent = Instant::now();
         reason = tokio::select! {
             r = changes.changed() => match r {
                 Ok(()) => Reason::Change,
                 Err(_) => return,
             },
-            _ = tokio::time::sleep_until(refresh) => Reason::Refresh,
+            _ = tokio::time::sleep_until(sent + REFRESH) => Reason::Refresh,
         };
+        tokio::time::sleep_until(sent + MIN_GAP).await;
+        changes.mark_unchanged(); // the next snapshot includes them
     }
 }
 
