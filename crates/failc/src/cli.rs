@@ -189,18 +189,9 @@ impl Cli {
     }
 }
 
-/// Turns a clap error into the one `failc: ` line every failc error is, so
-/// that scripts capturing stderr see one line per problem.
+/// A clap error as the one line every failc error is.
 pub fn one_line(err: &clap::Error) -> String {
-    let text = err.to_string();
-    let first_paragraph: Vec<&str> = text
-        .lines()
-        .take_while(|l| !l.trim().is_empty())
-        .map(str::trim)
-        .collect();
-    let joined = first_paragraph.join(" ");
-    let message = joined.strip_prefix("error: ").unwrap_or(&joined);
-    format!("{message} (see 'failc --help')")
+    failover::usage::one_line(&err.to_string(), "failc")
 }
 
 fn community(s: &str) -> Result<String, String> {

@@ -97,18 +97,9 @@ Exit status:
   3  cannot connect (connection refused, unknown host, timed out)
   4  denied: failsh did not accept the community";
 
-/// Turns a clap error into one line, so that scripts capturing stderr see
-/// one line per problem.
+/// A clap error as the one line every faildebug error is.
 pub fn one_line(err: &clap::Error) -> String {
-    let text = err.to_string();
-    let first_paragraph: Vec<&str> = text
-        .lines()
-        .take_while(|l| !l.trim().is_empty())
-        .map(str::trim)
-        .collect();
-    let joined = first_paragraph.join(" ");
-    let message = joined.strip_prefix("error: ").unwrap_or(&joined);
-    format!("{message} (see 'faildebug --help')")
+    failover::usage::one_line(&err.to_string(), "faildebug")
 }
 
 fn community(s: &str) -> Result<String, String> {

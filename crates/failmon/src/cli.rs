@@ -160,15 +160,9 @@ pub fn is_cgi(argv0: Option<&std::ffi::OsStr>) -> bool {
         .is_some_and(|n| n == "failmon.cgi")
 }
 
-/// A clap error as one line, without clap's usage block and tip.
-pub fn one_line(e: &clap::Error) -> String {
-    e.render()
-        .to_string()
-        .lines()
-        .next()
-        .unwrap_or("bad arguments")
-        .trim_start_matches("error: ")
-        .to_string()
+/// A clap error as the one line every failmon error is.
+pub fn one_line(err: &clap::Error) -> String {
+    failover::usage::one_line(&err.to_string(), "failmon")
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod record;
 pub mod registry;
 pub mod state;
 pub mod statefile;
+pub mod usage;
 
 pub use record::Record;
 pub use state::State;
