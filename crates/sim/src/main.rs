@@ -48,8 +48,8 @@ fn main() -> std::process::ExitCode {
     let mut failed = 0;
     for &n in &args.hosts {
         let mut faults: BTreeMap<String, u64> = BTreeMap::new();
-        let (mut overlapping, mut reclaims, mut takeovers, mut events, mut settle) =
-            (0, 0, 0, 0, 0);
+        let (mut overlapping, mut reclaims, mut takeovers, mut events, mut settle, mut checks) =
+            (0, 0, 0, 0, 0, 0);
         for seed in args.from..args.from + args.seeds {
             let r = run(seed, n, decide, false);
             for (k, v) in &r.faults {
@@ -58,6 +58,7 @@ fn main() -> std::process::ExitCode {
             overlapping += r.overlapping;
             reclaims += r.reclaims;
             takeovers += r.takeovers;
+            checks += r.failed_checks;
             events += r.events;
             settle = settle.max(r.settle_ms);
             if !r.violations.is_empty() {
@@ -69,7 +70,7 @@ fn main() -> std::process::ExitCode {
             }
         }
         println!(
-            "{n} hosts: {} seeds, {events} events; faults {faults:?}, {overlapping} overlapping; {reclaims} reclaims, {takeovers} start hooks; settled at most {settle} ms after the last fault",
+            "{n} hosts: {} seeds, {events} events; faults {faults:?}, {overlapping} overlapping; {reclaims} reclaims, {takeovers} start hooks, {checks} failed checks; settled at most {settle} ms after the last fault",
             args.seeds
         );
     }

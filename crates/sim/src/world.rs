@@ -64,10 +64,13 @@ pub enum FaultKind {
     AdminFail,
     /// An admin's `failc -s UP` after starting the service by hand.
     AdminUp,
+    /// The service on a host is broken: its check hook fails. At the end the
+    /// admin has repaired it and says RECOVER if it was recorded FAIL.
+    Sick,
 }
 
 impl FaultKind {
-    const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 10] = [
         FaultKind::HostCrash,
         FaultKind::FailshCrash,
         FaultKind::Freeze,
@@ -77,6 +80,7 @@ impl FaultKind {
         FaultKind::FaildRestart,
         FaultKind::AdminFail,
         FaultKind::AdminUp,
+        FaultKind::Sick,
     ];
 }
 
@@ -170,6 +174,8 @@ struct Host {
     stop_failures: u32,
     /// The whole host is down (until it boots).
     crashed: bool,
+    /// The service here is broken: its check fails.
+    sick: bool,
 }
 
 struct Fault {
@@ -192,6 +198,8 @@ pub struct Report {
     pub overlapping: u64,
     pub reclaims: u64,
     pub takeovers: u64,
+    /// Check hooks that found the service broken (a Sick fault biting).
+    pub failed_checks: u64,
     pub events: u64,
     /// After the last fault healed: how long until the right host served.
     pub settle_ms: u64,
@@ -227,7 +235,7 @@ fn params(h: usize, n: usize) -> Params {
         masters: (0..h).map(name).collect(),
         slaves: (h + 1..n).map(name).collect(),
         timeout: Duration::from_millis(TIMEOUT),
-        has_check: false,
+        has_check: true,
         has_reclaim: true,
     }
 }
@@ -259,6 +267,7 @@ pub fn run(seed: u64, n: usize, decider: Decider, trace: bool) -> Report {
                 service_up: false,
                 stop_failures: 0,
                 crashed: false,
+                sick: false,
             })
             .collect(),
         faults: Vec::new(),
@@ -625,7 +634,10 @@ impl World {
                     (HookKind::Stop, true) => {
                         HookResult::State(if h == 0 { State::Fail } else { State::Recover })
                     }
-                    (HookKind::Check, true) => HookResult::Healthy(true),
+                    (HookKind::Check, true) => {
+                        self.report.failed_checks += u64::from(host.sick);
+                        HookResult::Healthy(!host.sick)
+                    }
                     (_, true) => HookResult::State(State::Up),
                 };
                 host.machine.on_hook(result)
@@ -813,6 +825,18 @@ impl World {
                 let held = std::mem::take(&mut self.hosts[target].deferred);
                 for ev in held {
                     self.for_failsh(ev);
+                }
+            }
+            (FaultKind::Sick, true) => self.hosts[target].sick = true,
+            // Repaired: RECOVER if the failed check left it FAIL.
+            (FaultKind::Sick, false) => {
+                self.hosts[target].sick = false;
+                let failed = self.hosts[target]
+                    .registry
+                    .get(SERVICE)
+                    .is_some_and(|r| r.state == State::Fail);
+                if self.hosts[target].faild_up && failed {
+                    self.admin(target, State::Recover);
                 }
             }
             (FaultKind::FaildRestart, true) => self.hosts[target].faild_up = false,

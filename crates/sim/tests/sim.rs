@@ -26,6 +26,7 @@ fn sweep(n: usize, seeds: u64, decider: failover::machine::Decider) -> (Vec<Stri
         total.overlapping += r.overlapping;
         total.reclaims += r.reclaims;
         total.takeovers += r.takeovers;
+        total.failed_checks += r.failed_checks;
         total.settle_ms = total.settle_ms.max(r.settle_ms);
     }
     (failures, total)
@@ -36,14 +37,19 @@ fn every_seed_of_the_budget_holds_safety_and_liveness() {
     for n in [2, 3, 4] {
         let (failures, total) = sweep(n, BUDGET, decide);
         println!(
-            "{n} hosts, {BUDGET} seeds: faults {:?}, {} overlapping, {} reclaims, {} start hooks, settled within {} ms",
-            total.faults, total.overlapping, total.reclaims, total.takeovers, total.settle_ms
+            "{n} hosts, {BUDGET} seeds: faults {:?}, {} overlapping, {} reclaims, {} start hooks, {} failed checks, settled within {} ms",
+            total.faults,
+            total.overlapping,
+            total.reclaims,
+            total.takeovers,
+            total.failed_checks,
+            total.settle_ms
         );
         assert!(failures.is_empty(), "{}", failures.join("\n"));
         // A nemesis that never bites proves nothing.
         assert_eq!(
             total.faults.len(),
-            9,
+            failover_sim::FaultKind::ALL.len(),
             "every kind of fault injected: {:?}",
             total.faults
         );
@@ -56,6 +62,11 @@ fn every_seed_of_the_budget_holds_safety_and_liveness() {
         assert!(
             total.reclaims > 0 && total.takeovers > BUDGET,
             "RECLAIM and takeovers happen"
+        );
+        assert!(
+            total.failed_checks > BUDGET / 10,
+            "broken services are found by their checks: {}",
+            total.failed_checks
         );
     }
 }
