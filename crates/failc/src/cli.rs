@@ -206,16 +206,8 @@ fn backup(s: &str) -> Result<String, String> {
     check_name("backup host", s).map(|()| s.to_string())
 }
 
-/// Accepts `[::1]` as well as `::1`, as people copy addresses from URLs.
 fn host(s: &str) -> Result<String, String> {
-    let bare = s
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(s);
-    if bare.is_empty() || bare.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("{s:?} is not a host name or address"));
-    }
-    Ok(bare.to_string())
+    failover::usage::host_arg(s)
 }
 
 fn timeout(s: &str) -> Result<Duration, String> {

@@ -24,11 +24,7 @@ pub struct Connection {
 
 /// `host:port`, with brackets around an IPv6 address.
 pub fn target(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
+    failover::usage::host_port(host, port)
 }
 
 impl Connection {

@@ -248,6 +248,13 @@ impl Machine {
         self.pending.is_none()
     }
 
+    /// The local record as last read (or written) and whether the service
+    /// runs here: what changes at a transition, without building a
+    /// [`Status`].
+    pub fn local_and_running(&self) -> (Option<&LocalAnswer>, bool) {
+        (self.last_local.as_ref(), self.running)
+    }
+
     pub fn status(&self, now: Duration) -> Status {
         Status {
             running: self.running,

@@ -1,5 +1,6 @@
-//! Usage errors of the command-line clients as one line: scripts that
-//! capture stderr see one line per problem, as with every other error.
+//! What the command-line clients share about their arguments: usage
+//! errors as one line (scripts that capture stderr see one line per
+//! problem), host arguments, and `host:port` as they print it.
 
 /// The first paragraph of a rendered argument-parser error (clap's text,
 /// without its usage block and tip), joined into one line, with a pointer
@@ -20,6 +21,28 @@ pub fn one_line(rendered: &str, program: &str) -> String {
     format!("{message} (see '{program} --help')")
 }
 
+/// A host given on the command line: `[::1]` accepted as well as `::1`, as
+/// people copy addresses from URLs; blanks and control characters refused.
+pub fn host_arg(s: &str) -> Result<String, String> {
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(s);
+    if bare.is_empty() || bare.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{s:?} is not a host name or address"));
+    }
+    Ok(bare.to_string())
+}
+
+/// `host:port`, with an IPv6 address in brackets.
+pub fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,6 +55,10 @@ mod tests {
             one_line(text, "failc"),
             "unexpected argument '-x' found tip: use '-- -x' (see 'failc --help')"
         );
+        assert_eq!(host_arg("[::1]").unwrap(), "::1");
+        assert!(host_arg("a b").is_err() && host_arg("[]").is_err());
+        assert_eq!(host_port("::1", 1848), "[::1]:1848");
+        assert_eq!(host_port("127.0.0.1", 1848), "127.0.0.1:1848");
         assert_eq!(
             one_line("", "failmon"),
             "bad arguments (see 'failmon --help')"

@@ -376,14 +376,14 @@ impl Engine {
     /// Counts a transition when the local state or `running` moved, and
     /// tells the monitors when anything happened.
     fn observe(&self, slot: &Slot, activity: bool) {
-        let status = lock(&slot.machine).status(self.epoch.elapsed());
-        let now = (local_state(status.local.as_ref()), status.running);
-        // The local faild out of reach (or not asked yet) is no transition
-        // of the service.
-        let known = matches!(
-            status.local,
-            Some(LocalAnswer::Record(_) | LocalAnswer::NoSuch)
-        );
+        let (now, known) = {
+            let machine = lock(&slot.machine);
+            let (local, running) = machine.local_and_running();
+            // The local faild out of reach (or not asked yet) is no
+            // transition of the service.
+            let known = matches!(local, Some(LocalAnswer::Record(_) | LocalAnswer::NoSuch));
+            ((local_state(local), running), known)
+        };
         let moved = known && {
             let mut stats = lock(&slot.stats);
             let moved = stats.seen.as_ref() != Some(&now);
