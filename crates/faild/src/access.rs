@@ -48,8 +48,12 @@ impl Access {
     }
 }
 
+/// Reads the community file through the secret-file checks (owner, mode):
+/// a file others may write is refused, one others may read is warned about.
 fn read(path: &PathBuf) -> Result<Rules> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("community file {}", path.display()))?;
-    Ok(Rules::parse(&text, &path.display().to_string())?)
+    let secret = failover_daemon::secret::read_secret_file(path).context("community file")?;
+    for warning in &secret.warnings {
+        tracing::warn!(target: "auth", "community file {warning}");
+    }
+    Ok(Rules::parse(&secret.text, &path.display().to_string())?)
 }
