@@ -1,6 +1,6 @@
 //! The community rules in force, and their reload on SIGHUP.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use anyhow::{Context, Result};
@@ -50,7 +50,7 @@ impl Access {
 
 /// Reads the community file through the secret-file checks (owner, mode):
 /// a file others may write is refused, one others may read is warned about.
-fn read(path: &PathBuf) -> Result<Rules> {
+fn read(path: &Path) -> Result<Rules> {
     let secret = failover_daemon::secret::read_secret_file(path).context("community file")?;
     for warning in &secret.warnings {
         tracing::warn!(target: "auth", "community file {warning}");
