@@ -48,7 +48,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::hooks::{Engine, Hooks};
+use crate::hooks::{Engine, Hooks, RunError};
 
 /// Heartbeat interval of a service that does not set one (the worked
 /// example's value).
@@ -227,11 +227,11 @@ async fn run_script(path: &Path, limit: Duration) -> Result<(Config, Hooks), Con
         .into_function()
         .map_err(lua_error)?;
     engine
-        .run(&chunk, "config", limit)
+        .run(&chunk, None, "config", limit)
         .await
         .map_err(|e| match e {
-            crate::hooks::RunError::Lua(e) => lua_error(e),
-            crate::hooks::RunError::TimedOut => ConfigError(format!(
+            RunError::Failed(message) => ConfigError(message),
+            RunError::TimedOut => ConfigError(format!(
                 "{file}: the config did not finish within {} s",
                 limit.as_secs_f64()
             )),
@@ -239,7 +239,8 @@ async fn run_script(path: &Path, limit: Duration) -> Result<(Config, Hooks), Con
     api::uninstall(&engine).map_err(lua_error)?;
     let draft = std::mem::take(&mut *draft.lock().unwrap_or_else(PoisonError::into_inner));
     let (config, table) = draft.finish(&engine.lua, path).map_err(ConfigError)?;
-    Ok((config, Hooks::new(engine, table)))
+    let hooks = Hooks::new(engine, table).map_err(|e| ConfigError(format!("{file}: {e}")))?;
+    Ok((config, hooks))
 }
 
 #[cfg(test)]

@@ -2,7 +2,12 @@
 //! config gives `failsvc`.
 //!
 //! All hooks live in the one Lua state the config was loaded into, so they
-//! can share the config's locals and globals. [`Hooks::call`] runs a hook
+//! can share the config's locals and read its globals. A global a hook
+//! assigns is its service's own: each service's hooks see the config's
+//! globals through a table of their own, so one service cannot break the
+//! helpers of another (see `sandbox.lua`). The state may hold at most
+//! [`MEMORY_LIMIT`](engine::MEMORY_LIMIT) bytes; past it an allocation is a
+//! Lua error, so the hook fails. [`Hooks::call`] runs a hook
 //! under a time limit; several services' hooks may be called at once from
 //! different tasks:
 //!
@@ -27,6 +32,7 @@
 mod engine;
 mod helpers;
 mod location;
+mod sandbox;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -36,7 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use failover::State;
-use mlua::{Function, MultiValue, Value};
+use mlua::{Function, MultiValue, Table, Value};
 
 pub(crate) use engine::{Engine, RunError};
 
@@ -83,15 +89,26 @@ pub struct Hooks {
 
 struct Inner {
     engine: Engine,
-    /// Per service, its hooks indexed by `HookKind as usize`.
-    table: BTreeMap<String, [Option<Function>; 4]>,
+    /// Per service, its own globals and its hooks indexed by
+    /// `HookKind as usize`.
+    table: BTreeMap<String, (Table, [Option<Function>; 4])>,
 }
 
 impl Hooks {
-    pub(crate) fn new(engine: Engine, table: BTreeMap<String, [Option<Function>; 4]>) -> Self {
-        Self {
+    /// The hooks of a config that has run in `engine`; seals the config's
+    /// globals (see [`Engine::seal`]).
+    pub(crate) fn new(
+        engine: Engine,
+        table: BTreeMap<String, [Option<Function>; 4]>,
+    ) -> mlua::Result<Self> {
+        engine.seal()?;
+        let table = table
+            .into_iter()
+            .map(|(service, hooks)| Ok((service, (engine.service_globals()?, hooks))))
+            .collect::<mlua::Result<_>>()?;
+        Ok(Self {
             inner: Arc::new(Inner { engine, table }),
-        }
+        })
     }
 
     /// Calls the `kind` hook of `service`, giving up after `limit`
@@ -106,19 +123,20 @@ impl Hooks {
         kind: HookKind,
         limit: Duration,
     ) -> Result<HookOutcome, HookError> {
-        let func = self
+        let (globals, func) = self
             .inner
             .table
             .get(service)
-            .and_then(|hooks| hooks[kind as usize].as_ref())
+            .and_then(|(globals, hooks)| Some((globals, hooks[kind as usize].as_ref()?)))
             .ok_or(HookError::Missing)?;
-        let engine = &self.inner.engine;
-        let values = engine
-            .run(func, &format!("{service} {kind}"), limit)
+        let values = self
+            .inner
+            .engine
+            .run(func, Some(globals), &format!("{service} {kind}"), limit)
             .await
             .map_err(|e| match e {
                 RunError::TimedOut => HookError::TimedOut(limit),
-                RunError::Lua(e) => HookError::Failed(engine.locator.one_line(&e)),
+                RunError::Failed(message) => HookError::Failed(message),
             })?;
         outcome(kind, values)
     }

@@ -13,6 +13,11 @@
 //!   drops the run), or, where Lua cannot yield (inside a C function such as
 //!   `string.gsub` calling back into Lua), raises a Lua error; it alternates
 //!   the two so a `pcall` cannot keep the run alive by catching the error.
+//!
+//! Every run's thread starts in the sandbox's `run`, which catches what the
+//! function raises, so no error value leaves the thread: mlua would convert
+//! one with its `__tostring` on the main thread, where no hook counts.
+//! [`Locator::raised`] turns it into text without running Lua code.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -20,12 +25,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Value, VmState};
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 use super::helpers;
 use super::location::Locator;
+use super::sandbox::Sandbox;
 
 /// How many VM instructions run between two looks at the clock.
 const INSTRUCTIONS: u32 = 1000;
@@ -34,11 +40,18 @@ const SLICE: Duration = Duration::from_millis(2);
 /// Longest time limit honoured; longer limits are cut to this (it keeps
 /// `Instant` arithmetic far from overflow).
 const MAX_LIMIT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Most memory one Lua state (a config and all its hooks) may hold. Past it
+/// an allocation fails as a Lua error ("not enough memory") instead of
+/// aborting failsh: a hook building a huge table fails, a reload building
+/// one is refused. Generous: a config and its hooks normally use well under
+/// 1 MiB.
+pub(crate) const MEMORY_LIMIT: usize = 64 << 20;
 
 /// Why a run did not return values.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) enum RunError {
-    Lua(mlua::Error),
+    /// A Lua error, as one line (see [`Locator`]).
+    Failed(String),
     TimedOut,
 }
 
@@ -47,6 +60,7 @@ pub(crate) struct Engine {
     pub(crate) lua: Lua,
     pub(crate) locator: Locator,
     runs: Arc<Runs>,
+    sandbox: Sandbox,
 }
 
 impl Engine {
@@ -55,48 +69,88 @@ impl Engine {
     /// `hostname`. `os` and `io` are left out: `os.execute` and `io.popen`
     /// would block the async runtime. `coroutine` is removed as well (mlua
     /// loads it for its async functions): a coroutine created in Lua would run
-    /// without the time-limit hook.
+    /// without the time-limit hook. The sandbox takes out `loadfile` and
+    /// `dofile`, makes `load` refuse binary chunks, and `setmetatable`
+    /// finalizers. The state may hold [`MEMORY_LIMIT`] bytes.
     pub(crate) fn new(path: &Path) -> mlua::Result<Self> {
         let libs = StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8;
         let lua = Lua::new_with(libs, LuaOptions::new())?;
+        lua.set_memory_limit(MEMORY_LIMIT)?;
         let runs = Arc::new(Runs::default());
         helpers::install(&lua, &runs)?;
+        let sandbox = Sandbox::install(&lua)?;
         lua.globals().raw_set("coroutine", Value::Nil)?;
         let locator = Locator::new(&lua, path)?;
-        Ok(Self { lua, locator, runs })
+        Ok(Self {
+            lua,
+            locator,
+            runs,
+            sandbox,
+        })
+    }
+
+    /// Once the config has run: its globals become read-only to the hooks,
+    /// and each service's hooks get a global table of their own on top of
+    /// them (from [`Engine::service_globals`]), so that one service
+    /// assigning `log = nil` or `exec = ...` changes nothing for another.
+    pub(crate) fn seal(&self) -> mlua::Result<()> {
+        self.sandbox.seal(&self.lua)
+    }
+
+    /// A new, empty global table for one service's hooks.
+    pub(crate) fn service_globals(&self) -> mlua::Result<Table> {
+        self.lua.create_table()
     }
 
     /// Calls `func` without arguments in a fresh Lua thread, abandoning it
     /// after `limit`. Whenever the returned future ends (values, error, time
     /// limit, or dropped), the process groups of `exec` calls still running
-    /// in it are killed. `label` names the run in `log` output.
+    /// in it are killed. `label` names the run in `log` output; `globals`
+    /// are the service's own (none for the config).
     pub(crate) async fn run(
         &self,
         func: &Function,
+        globals: Option<&Table>,
         label: &str,
         limit: Duration,
     ) -> Result<MultiValue, RunError> {
         let start = Instant::now();
         let deadline = start + limit.min(MAX_LIMIT);
+        let lua_error = |e: mlua::Error| RunError::Failed(self.locator.one_line(&e));
         let thread = self
             .lua
-            .create_thread(func.clone())
-            .map_err(RunError::Lua)?;
+            .create_thread(self.sandbox.run.clone())
+            .map_err(lua_error)?;
         thread
             .set_hook(
                 HookTriggers::new().every_nth_instruction(INSTRUCTIONS),
                 clock(start, deadline),
             )
-            .map_err(RunError::Lua)?;
+            .map_err(lua_error)?;
         let _run = self.runs.enter(thread.to_pointer() as usize, label);
-        let future = thread.into_async::<MultiValue>(()).map_err(RunError::Lua)?;
-        match tokio::time::timeout_at(deadline.into(), future).await {
-            Ok(Ok(values)) => Ok(values),
-            // An error at or after the deadline is the clock's own error, or
-            // one the limit would have preempted anyway.
-            Ok(Err(_)) if Instant::now() >= deadline => Err(RunError::TimedOut),
-            Ok(Err(e)) => Err(RunError::Lua(e)),
-            Err(_) => Err(RunError::TimedOut),
+        let future = thread
+            .into_async::<MultiValue>((globals.cloned(), func.clone()))
+            .map_err(lua_error)?;
+        let result = match tokio::time::timeout_at(deadline.into(), future).await {
+            Err(_) => return Err(RunError::TimedOut),
+            // Only the sandbox's own code can raise here: the clock, or an
+            // allocation failure.
+            Ok(Err(e)) => Err(lua_error(e)),
+            Ok(Ok(values)) => {
+                let mut values = values.into_iter();
+                match values.next() {
+                    Some(Value::Boolean(true)) => Ok(values.collect()),
+                    _ => Err(RunError::Failed(
+                        self.locator.raised(&values.next().unwrap_or(Value::Nil)),
+                    )),
+                }
+            }
+        };
+        // An error at or after the deadline is the clock's own error, or
+        // one the limit would have preempted anyway.
+        match result {
+            Err(_) if Instant::now() >= deadline => Err(RunError::TimedOut),
+            result => result,
         }
     }
 }

@@ -6,7 +6,12 @@
 
 use std::path::Path;
 
-use mlua::{Error, Lua};
+use mlua::{Error, Lua, Value};
+
+use super::engine::MEMORY_LIMIT;
+
+/// Lua's message for an allocation it could not make.
+const NO_MEMORY: &str = "not enough memory";
 
 /// Where the config came from, and how Lua abbreviates that in positions.
 #[derive(Debug, Clone)]
@@ -55,10 +60,37 @@ impl Locator {
         }
         let text = match err {
             Error::RuntimeError(m) | Error::SyntaxError { message: m, .. } => m.clone(),
+            Error::MemoryError(_) => NO_MEMORY.to_string(),
             other => other.to_string(),
         };
-        let line = text.lines().map(str::trim).find(|l| !l.is_empty());
-        self.fix(line.unwrap_or("unknown Lua error"))
+        self.first_line(&text)
+    }
+
+    /// An error value a run raised and caught, as one line, without running
+    /// any Lua code: a `__tostring` metamethod could loop beyond every time
+    /// limit. Strings and numbers as they are, failsh's own errors by their
+    /// message, anything else by its type (as the standalone `lua` does).
+    pub(crate) fn raised(&self, value: &Value) -> String {
+        match value {
+            Value::String(s) => self.first_line(&s.to_string_lossy()),
+            Value::Integer(_) | Value::Number(_) => value.to_string().unwrap_or_default(),
+            Value::Error(e) => self.one_line(e),
+            other => format!("(error object is a {} value)", other.type_name()),
+        }
+    }
+
+    /// The first non-empty line of `text`, with the full file name; an
+    /// allocation failure says what the limit is.
+    fn first_line(&self, text: &str) -> String {
+        match text.lines().map(str::trim).find(|l| !l.is_empty()) {
+            Some(line) if line.ends_with(NO_MEMORY) => format!(
+                "{} (the Lua memory limit is {} MiB)",
+                self.fix(line),
+                MEMORY_LIMIT >> 20
+            ),
+            Some(line) => self.fix(line),
+            None => "unknown Lua error".to_string(),
+        }
     }
 
     /// `file:line` of the innermost Lua function calling the running Rust
