@@ -46,6 +46,9 @@ impl Facility {
     }
 }
 
+/// The environment variable that may carry `--community`.
+pub const COMMUNITY_ENV: &str = "FAILSH_COMMUNITY";
+
 /// failsh — the failover shell.
 ///
 /// Runs a per-host Lua config that declares services, their masters and
@@ -100,8 +103,15 @@ pub struct Cli {
     pub debug_port: Option<u16>,
 
     /// Community a debug-port client must send first (or FAILSH_COMMUNITY,
-    /// which keeps it out of `ps`).
-    #[arg(short = 'c', long, env = "FAILSH_COMMUNITY", default_value = "public")]
+    /// which keeps it out of `ps`; failsh takes it out of its environment, so
+    /// hooks do not inherit it).
+    #[arg(
+        short = 'c',
+        long,
+        env = COMMUNITY_ENV,
+        hide_env_values = true,
+        default_value = "public"
+    )]
     pub community: String,
 
     /// Address the monitor and debug ports listen on.

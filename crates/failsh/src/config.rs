@@ -32,7 +32,9 @@
 //! returns its stdout less one trailing newline, raises `exec "cmd": exit
 //! status N: stderr` on failure), `log(...)` and `hostname()`, and the
 //! standard libraries `string`, `table`, `math`, `utf8` and the base
-//! functions; not `os`, `io` or `coroutine` (see [`crate::hooks`]).
+//! functions (`load` for text chunks only; no `loadfile` or `dofile`); not
+//! `os`, `io` or `coroutine` (see [`crate::hooks`]). The script and its hooks
+//! share one memory limit; a script that reaches it fails to load.
 //!
 //! Every error is one line, `file:line: message`. An error raised in a
 //! function called as `return f()` (a tail call) lacks the line: Lua has
@@ -47,6 +49,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use crate::hooks::{Engine, Hooks, RunError};
 
@@ -192,10 +196,24 @@ pub struct ConfigError(pub String);
 /// inside a tokio runtime (from async code, prefer `spawn_blocking`). The
 /// returned [`Hooks`] are then called on the caller's runtime.
 pub fn load(path: &Path) -> Result<(Config, Hooks), ConfigError> {
-    load_within(path, LOAD_TIME_LIMIT)
+    load_within(path, LOAD_TIME_LIMIT, &CancellationToken::new())
 }
 
-fn load_within(path: &Path, limit: Duration) -> Result<(Config, Hooks), ConfigError> {
+/// [`load`], but given up as soon as `stop` is cancelled (failsh stopping
+/// in the middle of a reload): the script is abandoned at its next Lua
+/// instructions and its `exec` processes are killed, as at the time limit.
+pub fn load_unless_stopped(
+    path: &Path,
+    stop: &CancellationToken,
+) -> Result<(Config, Hooks), ConfigError> {
+    load_within(path, LOAD_TIME_LIMIT, stop)
+}
+
+fn load_within(
+    path: &Path,
+    limit: Duration,
+    stop: &CancellationToken,
+) -> Result<(Config, Hooks), ConfigError> {
     std::thread::scope(|scope| {
         let loader = scope.spawn(|| {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -204,7 +222,7 @@ fn load_within(path: &Path, limit: Duration) -> Result<(Config, Hooks), ConfigEr
                 .map_err(|e| {
                     ConfigError(format!("{}: cannot start a runtime: {e}", path.display()))
                 })?;
-            runtime.block_on(run_script(path, limit))
+            runtime.block_on(run_script(path, limit, stop))
         });
         loader
             .join()
@@ -212,7 +230,11 @@ fn load_within(path: &Path, limit: Duration) -> Result<(Config, Hooks), ConfigEr
     })
 }
 
-async fn run_script(path: &Path, limit: Duration) -> Result<(Config, Hooks), ConfigError> {
+async fn run_script(
+    path: &Path,
+    limit: Duration,
+    stop: &CancellationToken,
+) -> Result<(Config, Hooks), ConfigError> {
     let file = path.display();
     let source = std::fs::read(path).map_err(|e| ConfigError(format!("{file}: {e}")))?;
     let engine = Engine::new(path).map_err(|e| ConfigError(format!("{file}: {e}")))?;
@@ -226,10 +248,11 @@ async fn run_script(path: &Path, limit: Duration) -> Result<(Config, Hooks), Con
         .set_mode(mlua::chunk::ChunkMode::Text)
         .into_function()
         .map_err(lua_error)?;
-    engine
-        .run(&chunk, None, "config", limit)
-        .await
-        .map_err(|e| match e {
+    let ran = tokio::select! {
+        ran = engine.run(&chunk, None, "config", limit) => ran,
+        () = stop.cancelled() => return Err(ConfigError(format!("{file}: loading stopped"))),
+    };
+    ran.map_err(|e| match e {
             RunError::Failed(message) => ConfigError(message),
             RunError::TimedOut => ConfigError(format!(
                 "{file}: the config did not finish within {} s",
@@ -252,7 +275,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("spin.lua");
         std::fs::write(&file, "failsvc('vip', 'create')\nwhile true do end\n").unwrap();
-        let err = load_within(&file, Duration::from_millis(200))
+        let err = load_within(&file, Duration::from_millis(200), &CancellationToken::new())
             .err()
             .unwrap();
         let expected = format!("{}: the config did not finish within 0.2 s", file.display());
@@ -270,7 +293,7 @@ mod tests {
             pid_file.display()
         );
         std::fs::write(&file, body).unwrap();
-        assert!(load_within(&file, Duration::from_millis(300)).is_err());
+        assert!(load_within(&file, Duration::from_millis(300), &CancellationToken::new()).is_err());
         let pid = pid_in(&pid_file).await;
         eventually(LONG, "the background sleep is killed", || gone(pid)).await;
     }

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod hooks;
 pub mod listen;
 pub mod monitor;
+mod reload;
 
 mod startup;
 

@@ -3,9 +3,8 @@
 //! the engine and the signal handlers.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
@@ -20,12 +19,17 @@ use failover::monitor::Reason;
 use crate::cli::Cli;
 use crate::config;
 use crate::engine::Engine;
+use crate::reload::Reloader;
 use crate::{debug, monitor};
 
 /// failsh's entry point.
 pub fn main() -> ExitCode {
     failover_daemon::ignore_sighup_during_startup();
     let mut cli = Cli::parse();
+    // The debug port's secret is failsh's alone: no hook, not even the config
+    // that `-t` runs, inherits it.
+    // SAFETY: still single-threaded: nothing has started a thread yet.
+    unsafe { std::env::remove_var(crate::cli::COMMUNITY_ENV) };
     if cli.test {
         return match config::load(&cli.file) {
             Ok((c, _)) => {
@@ -144,27 +148,20 @@ fn run(cli: &Cli, prepared: Prepared, log: LogControl, ready: &mut Ready) -> Res
         );
         ready.ok();
         let mut dump = Dump::new(cli.dump_file.clone());
+        let mut reloader = Reloader::new(engine.clone(), cli.file.clone());
         loop {
             tokio::select! {
-                _ = hup.recv() => reload(&engine, &cli.file),
+                _ = hup.recv() => reloader.request(),
+                () = reloader.finish() => {}
                 _ = int.recv() => dump.write(&engine.snapshot(Reason::Connect).text()),
                 _ = term.recv() => break,
             }
         }
         info!("SIGTERM: stopping; services are left as they are");
+        reloader.stop().await;
         shutdown.cancel();
         Ok(())
     })
-}
-
-fn reload(engine: &Arc<Engine>, file: &Path) {
-    match config::load(file) {
-        Ok((config, hooks)) => {
-            let summary = engine.reload(config, hooks);
-            info!(target: "config", "SIGHUP: {} reloaded: {summary}", file.display());
-        }
-        Err(e) => error!(target: "config", "SIGHUP: {e}; the previous config stays in force"),
-    }
 }
 
 /// The SIGINT dump target. A FIFO is opened once a reader is there and kept

@@ -7,12 +7,19 @@ use std::sync::Arc;
 use mlua::{Function, Lua, MultiValue, Value};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
 use super::engine::{Run, Runs};
 
 /// Longest stderr excerpt put into an `exec` error.
 const MAX_STDERR: usize = 300;
+/// Most of a command's standard output `exec` keeps (and returns); the rest
+/// is read and thrown away, so `exec("yes")` costs no memory, only its time
+/// limit.
+pub(crate) const MAX_STDOUT: usize = 64 << 10;
+/// Most of a command's standard error `exec` keeps, for its error message.
+const KEPT_STDERR: usize = 4 << 10;
 
 /// Lua side of `exec`: the Rust part returns `true, stdout` or `false,
 /// message`, and `error(message, 2)` raises the message at the line that
@@ -73,7 +80,8 @@ pub(crate) fn install(lua: &Lua, runs: &Arc<Runs>) -> mlua::Result<()> {
 }
 
 /// Runs `/bin/sh -c cmd` in its own process group and returns its stdout
-/// without one trailing newline (as Tcl's `exec` does).
+/// without one trailing newline (as Tcl's `exec` does), cut to
+/// [`MAX_STDOUT`] bytes (logged as a warning).
 ///
 /// The group is registered with `run`, which kills it (background children
 /// included) if the run ends first: at its time limit or when dropped. A
@@ -101,7 +109,7 @@ async fn exec(cmd: &str, run: Arc<Run>) -> Result<Vec<u8>, String> {
         run.add_group(group);
     }
     let reaper = tokio::spawn(async move {
-        let output = child.wait_with_output().await;
+        let output = wait_with_bounded_output(child).await;
         // Between the reap above and this line the group number could in
         // theory be reused and killed by the run; that needs the kernel to
         // hand out the whole pid space within microseconds.
@@ -110,11 +118,59 @@ async fn exec(cmd: &str, run: Arc<Run>) -> Result<Vec<u8>, String> {
         }
         output
     });
-    let output = reaper
+    let (output, dropped) = reaper
         .await
         .map_err(|e| format!("exec {cmd:?}: {e}"))?
         .map_err(|e| format!("exec {cmd:?}: {e}"))?;
+    if dropped > 0 {
+        tracing::warn!(
+            target: "hook",
+            "exec {cmd:?}: output cut to its first {} KiB ({dropped} bytes thrown away)",
+            MAX_STDOUT >> 10
+        );
+    }
     check(cmd, output)
+}
+
+/// Waits for `child` while reading its stdout and stderr to their ends,
+/// keeping at most [`MAX_STDOUT`] and [`KEPT_STDERR`] bytes of them; also
+/// returns how many stdout bytes were thrown away.
+async fn wait_with_bounded_output(
+    mut child: tokio::process::Child,
+) -> std::io::Result<(Output, u64)> {
+    let stdout = read_bounded(child.stdout.take(), MAX_STDOUT);
+    let stderr = read_bounded(child.stderr.take(), KEPT_STDERR);
+    let ((stdout, dropped), (stderr, _), status) = tokio::try_join!(stdout, stderr, child.wait())?;
+    Ok((
+        Output {
+            status,
+            stdout,
+            stderr,
+        },
+        dropped,
+    ))
+}
+
+/// Reads `pipe` to its end; returns its first `max` bytes and how many more
+/// there were.
+async fn read_bounded(
+    pipe: Option<impl AsyncRead + Unpin>,
+    max: usize,
+) -> std::io::Result<(Vec<u8>, u64)> {
+    let (mut kept, mut dropped) = (Vec::new(), 0u64);
+    let Some(mut pipe) = pipe else {
+        return Ok((kept, dropped));
+    };
+    let mut buffer = vec![0; 16 << 10];
+    loop {
+        let n = pipe.read(&mut buffer).await?;
+        if n == 0 {
+            return Ok((kept, dropped));
+        }
+        let keep = n.min(max - kept.len());
+        kept.extend_from_slice(&buffer[..keep]);
+        dropped += (n - keep) as u64;
+    }
 }
 
 fn check(cmd: &str, output: Output) -> Result<Vec<u8>, String> {
