@@ -238,7 +238,16 @@ async fn run_script(
     let file = path.display();
     let source = std::fs::read(path).map_err(|e| ConfigError(format!("{file}: {e}")))?;
     let engine = Engine::new(path).map_err(|e| ConfigError(format!("{file}: {e}")))?;
-    let lua_error = |e: mlua::Error| ConfigError(engine.locator.one_line(&e));
+    // Lua gives no position for some errors (an allocation failure, a
+    // binary chunk): those still name the file.
+    let located = |message: String| {
+        if message.starts_with(&file.to_string()) {
+            ConfigError(message)
+        } else {
+            ConfigError(format!("{file}: {message}"))
+        }
+    };
+    let lua_error = |e: mlua::Error| located(engine.locator.one_line(&e));
     let draft = Arc::new(Mutex::new(draft::Draft::default()));
     api::install(&engine, &draft).map_err(lua_error)?;
     let chunk = engine
@@ -253,7 +262,7 @@ async fn run_script(
         () = stop.cancelled() => return Err(ConfigError(format!("{file}: loading stopped"))),
     };
     ran.map_err(|e| match e {
-            RunError::Failed(message) => ConfigError(message),
+            RunError::Failed(message) => located(message),
             RunError::TimedOut => ConfigError(format!(
                 "{file}: the config did not finish within {} s",
                 limit.as_secs_f64()
@@ -295,6 +304,63 @@ mod tests {
         std::fs::write(&file, body).unwrap();
         assert!(load_within(&file, Duration::from_millis(300), &CancellationToken::new()).is_err());
         let pid = pid_in(&pid_file).await;
+        eventually(LONG, "the background sleep is killed", || gone(pid)).await;
+    }
+
+    #[test]
+    fn a_config_that_exhausts_memory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("huge.lua");
+        std::fs::write(&file, "local t = {}\nfor i = 1, 1e9 do t[i] = i end\n").unwrap();
+        let err = load(&file).err().unwrap();
+        let expected = format!(
+            "{}: not enough memory (the Lua memory limit is 64 MiB)",
+            file.display()
+        );
+        assert_eq!(err, ConfigError(expected));
+    }
+
+    #[test]
+    fn a_binary_config_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("binary.lua");
+        let chunk = mlua::Lua::new()
+            .load("failsvc('vip', 'create')")
+            .into_function()
+            .unwrap()
+            .dump(false);
+        std::fs::write(&file, chunk).unwrap();
+        let err = load(&file).err().unwrap();
+        let expected = format!(
+            "{}: attempt to load a binary chunk (mode is 't')",
+            file.display()
+        );
+        assert_eq!(err, ConfigError(expected));
+    }
+
+    #[tokio::test]
+    async fn a_stopped_load_gives_up_at_once() {
+        use crate::hooks::tests::{LONG, eventually, gone, pid_in};
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("slow.lua");
+        let pid_file = dir.path().join("sleep.pid");
+        let body = format!(
+            "exec('sleep 100 & echo $! > {}')\nwhile true do end\n",
+            pid_file.display()
+        );
+        std::fs::write(&file, body).unwrap();
+        let stop = CancellationToken::new();
+        let loader = {
+            let (file, stop) = (file.clone(), stop.clone());
+            std::thread::spawn(move || load_unless_stopped(&file, &stop))
+        };
+        let pid = pid_in(&pid_file).await;
+        let started = std::time::Instant::now();
+        stop.cancel();
+        eventually(LONG, "the load gives up", || loader.is_finished()).await;
+        println!("the load gave up {:?} after the stop", started.elapsed());
+        let err = loader.join().unwrap().err().unwrap();
+        assert_eq!(err, ConfigError(format!("{}: loading stopped", file.display())));
         eventually(LONG, "the background sleep is killed", || gone(pid)).await;
     }
 

@@ -129,7 +129,7 @@ async fn exec(cmd: &str, run: Arc<Run>) -> Result<Vec<u8>, String> {
             MAX_STDOUT >> 10
         );
     }
-    check(cmd, output)
+    check(cmd, output, dropped > 0)
 }
 
 /// Waits for `child` while reading its stdout and stderr to their ends,
@@ -173,10 +173,12 @@ async fn read_bounded(
     }
 }
 
-fn check(cmd: &str, output: Output) -> Result<Vec<u8>, String> {
+/// The result of `exec`: stdout less its trailing newline (unless it was
+/// `cut`, where the last byte kept is not the end), or the failure message.
+fn check(cmd: &str, output: Output, cut: bool) -> Result<Vec<u8>, String> {
     if output.status.success() {
         let mut stdout = output.stdout;
-        if stdout.last() == Some(&b'\n') {
+        if !cut && stdout.last() == Some(&b'\n') {
             stdout.pop();
         }
         return Ok(stdout);
@@ -237,7 +239,7 @@ mod tests {
             stderr: b"first\n\n  second  \n".to_vec(),
         };
         assert_eq!(
-            check("x", output),
+            check("x", output, false),
             Err(r#"exec "x": exit status 3: first / second"#.to_string())
         );
         let output = Output {
@@ -246,7 +248,7 @@ mod tests {
             stderr: Vec::new(),
         };
         assert_eq!(
-            check("x", output),
+            check("x", output, false),
             Err(r#"exec "x": killed by signal SIGKILL"#.to_string())
         );
     }

@@ -432,3 +432,167 @@ fn call_future_is_send_and_hooks_are_sync() {
     let call = f.start("svc", LONG);
     send(&call);
 }
+
+/// Calls `service`'s start hook on a task of its own, so that a hook that
+/// wedges its worker thread fails the test instead of hanging it.
+async fn start_within(f: &Fixture, service: &str, limit: Duration) -> Result<HookOutcome, HookError> {
+    let hooks = f.hooks.clone();
+    let service = service.to_string();
+    let call = tokio::spawn(async move { hooks.call(&service, HookKind::Start, limit).await });
+    tokio::time::timeout(limit + LONG, call)
+        .await
+        .expect("the hook call never ended")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_objects_are_never_converted_by_lua() {
+    let f = Fixture::new(
+        &[
+            Fixture::service(
+                "tostring",
+                "function() error(setmetatable({}, { __tostring = function() while true do end end })) end",
+            ),
+            Fixture::service("nil", "function() error() end"),
+            Fixture::service("number", "function() error(42) end"),
+            Fixture::service("fast", "function() return 'UP' end"),
+        ]
+        .concat(),
+    );
+    let limit = Duration::from_secs(2);
+    let failed = |s: &str| Err(HookError::Failed(s.to_string()));
+    let started = Instant::now();
+    assert_eq!(
+        start_within(&f, "tostring", limit).await,
+        failed("(error object is a table value)")
+    );
+    println!("tostring-looping error object: failed after {:?}", started.elapsed());
+    assert_eq!(
+        start_within(&f, "nil", limit).await,
+        failed("(error object is a nil value)")
+    );
+    assert_eq!(start_within(&f, "number", limit).await, failed("42"));
+    assert_eq!(f.start("fast", LONG).await, Ok(HookOutcome::State(State::Up)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_limit_fails_the_hook_not_failsh() {
+    let f = Fixture::new(
+        &[
+            // One allocation of 1 GiB: without a limit, where the allocator
+            // fails (under `ulimit -v`, say), the process aborts.
+            Fixture::service("rep", "function() return string.rep('x', 2^30) end"),
+            Fixture::service(
+                "table",
+                "function() local t = {} for i = 1, 1e9 do t[i] = i end end",
+            ),
+            Fixture::service("fast", "function() return 'UP' end"),
+        ]
+        .concat(),
+    );
+    let no_memory = Err(HookError::Failed(
+        "not enough memory (the Lua memory limit is 64 MiB)".into(),
+    ));
+    assert_eq!(start_within(&f, "rep", LONG).await, no_memory);
+    let started = Instant::now();
+    assert_eq!(start_within(&f, "table", LONG).await, no_memory);
+    println!("table growing to the limit: failed after {:?}", started.elapsed());
+    // The garbage is collected: the other hooks go on.
+    assert_eq!(f.start("fast", LONG).await, Ok(HookOutcome::State(State::Up)));
+}
+
+#[tokio::test]
+async fn binary_chunks_and_file_loading_are_refused() {
+    let f = Fixture::new(
+        &[
+            Fixture::service(
+                "dump",
+                "function() local f, e = load(string.dump(function() return 'UP' end)) assert(f == nil) error(e, 0) end",
+            ),
+            Fixture::service(
+                "mode",
+                "function() local f, e = load(string.dump(function() return 'UP' end), 'x', 'b', {}) assert(f == nil) error(e, 0) end",
+            ),
+            Fixture::service(
+                "text",
+                "function() assert(loadfile == nil and dofile == nil) return load('return up', 'x', 't', { up = 'UP' })() end",
+            ),
+        ]
+        .concat(),
+    );
+    let refused = Err(HookError::Failed(
+        "attempt to load a binary chunk (mode is 't')".into(),
+    ));
+    assert_eq!(f.start("dump", LONG).await, refused);
+    assert_eq!(f.start("mode", LONG).await, refused);
+    assert_eq!(f.start("text", LONG).await, Ok(HookOutcome::State(State::Up)));
+}
+
+#[tokio::test]
+async fn finalizers_are_refused() {
+    let f = Fixture::new(&Fixture::service(
+        "gc",
+        "function()\n setmetatable({}, { __gc = function() while true do end end })\n end",
+    ));
+    assert_eq!(
+        f.start("gc", LONG).await,
+        Err(HookError::Failed(format!(
+            "{}:2: setmetatable: __gc metamethods are not allowed in failsh",
+            f.path().display()
+        )))
+    );
+}
+
+#[tokio::test]
+async fn one_service_cannot_break_anothers_helpers() {
+    let f = Fixture::new(
+        r#"
+        local function up() return "UP" end
+        SHARED = "config"
+        function counter() N = (N or 0) + 1; return N == 1 and "UP" or "FAIL" end
+        failsvc{ name = "vandal", stop = up, start = function()
+            log, exec, hostname, SHARED = nil, nil, nil, "vandal"
+            MINE = "vandal"
+            return "UP"
+        end, check = function() return MINE == "vandal" and SHARED == "vandal" end }
+        failsvc{ name = "victim", stop = up, start = function()
+            log("still here")
+            assert(exec("echo UP") == "UP" and hostname())
+            assert(MINE == nil, MINE)
+            assert(SHARED == "config", SHARED)
+            _G.THROUGH_G = true
+            return "UP"
+        end, check = function() return THROUGH_G == true end }
+        failsvc{ name = "one", start = counter, stop = up }
+        failsvc{ name = "two", start = counter, stop = up }
+        "#,
+    );
+    let up = Ok(HookOutcome::State(State::Up));
+    let check = |s| f.hooks.call(s, HookKind::Check, LONG);
+    assert_eq!(f.start("vandal", LONG).await, up);
+    assert_eq!(f.start("victim", LONG).await, up);
+    // A service keeps its own globals from call to call.
+    assert_eq!(check("vandal").await, Ok(HookOutcome::Healthy(true)));
+    assert_eq!(check("victim").await, Ok(HookOutcome::Healthy(true)));
+    // One function, the hook of two services: a global counter each.
+    assert_eq!(f.start("one", LONG).await, up);
+    assert_eq!(f.start("two", LONG).await, up);
+    assert_eq!(f.start("one", LONG).await, Ok(HookOutcome::State(State::Fail)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_output_is_bounded() {
+    let f = Fixture::new(
+        &[
+            Fixture::service(
+                "big",
+                "function() local out = exec('yes | head -c 1000000') return #out == 65536 and 'UP' or tostring(#out) end",
+            ),
+            Fixture::service("endless", "function() exec('yes') end"),
+        ]
+        .concat(),
+    );
+    assert_eq!(f.start("big", LONG).await, Ok(HookOutcome::State(State::Up)));
+    let limit = Duration::from_millis(500);
+    assert_eq!(f.start("endless", limit).await, Err(HookError::TimedOut(limit)));
+}
