@@ -262,12 +262,12 @@ async fn run_script(
         () = stop.cancelled() => return Err(ConfigError(format!("{file}: loading stopped"))),
     };
     ran.map_err(|e| match e {
-            RunError::Failed(message) => located(message),
-            RunError::TimedOut => ConfigError(format!(
-                "{file}: the config did not finish within {} s",
-                limit.as_secs_f64()
-            )),
-        })?;
+        RunError::Failed(message) => located(message),
+        RunError::TimedOut => ConfigError(format!(
+            "{file}: the config did not finish within {} s",
+            limit.as_secs_f64()
+        )),
+    })?;
     api::uninstall(&engine).map_err(lua_error)?;
     let draft = std::mem::take(&mut *draft.lock().unwrap_or_else(PoisonError::into_inner));
     let (config, table) = draft.finish(&engine.lua, path).map_err(ConfigError)?;
@@ -360,7 +360,10 @@ mod tests {
         eventually(LONG, "the load gives up", || loader.is_finished()).await;
         println!("the load gave up {:?} after the stop", started.elapsed());
         let err = loader.join().unwrap().err().unwrap();
-        assert_eq!(err, ConfigError(format!("{}: loading stopped", file.display())));
+        assert_eq!(
+            err,
+            ConfigError(format!("{}: loading stopped", file.display()))
+        );
         eventually(LONG, "the background sleep is killed", || gone(pid)).await;
     }
 

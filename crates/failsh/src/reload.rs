@@ -60,7 +60,9 @@ impl Reloader {
             });
         match spawned {
             Ok(_) => self.running = Some(running),
-            Err(e) => error!(target: "config", "SIGHUP: cannot start the reload: {e}; the previous config stays in force"),
+            Err(e) => {
+                error!(target: "config", "SIGHUP: cannot start the reload: {e}; the previous config stays in force")
+            }
         }
     }
 

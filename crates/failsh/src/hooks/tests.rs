@@ -435,7 +435,11 @@ fn call_future_is_send_and_hooks_are_sync() {
 
 /// Calls `service`'s start hook on a task of its own, so that a hook that
 /// wedges its worker thread fails the test instead of hanging it.
-async fn start_within(f: &Fixture, service: &str, limit: Duration) -> Result<HookOutcome, HookError> {
+async fn start_within(
+    f: &Fixture,
+    service: &str,
+    limit: Duration,
+) -> Result<HookOutcome, HookError> {
     let hooks = f.hooks.clone();
     let service = service.to_string();
     let call = tokio::spawn(async move { hooks.call(&service, HookKind::Start, limit).await });
@@ -466,13 +470,19 @@ async fn error_objects_are_never_converted_by_lua() {
         start_within(&f, "tostring", limit).await,
         failed("(error object is a table value)")
     );
-    println!("tostring-looping error object: failed after {:?}", started.elapsed());
+    println!(
+        "tostring-looping error object: failed after {:?}",
+        started.elapsed()
+    );
     assert_eq!(
         start_within(&f, "nil", limit).await,
         failed("(error object is a nil value)")
     );
     assert_eq!(start_within(&f, "number", limit).await, failed("42"));
-    assert_eq!(f.start("fast", LONG).await, Ok(HookOutcome::State(State::Up)));
+    assert_eq!(
+        f.start("fast", LONG).await,
+        Ok(HookOutcome::State(State::Up))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -496,9 +506,15 @@ async fn the_memory_limit_fails_the_hook_not_failsh() {
     assert_eq!(start_within(&f, "rep", LONG).await, no_memory);
     let started = Instant::now();
     assert_eq!(start_within(&f, "table", LONG).await, no_memory);
-    println!("table growing to the limit: failed after {:?}", started.elapsed());
+    println!(
+        "table growing to the limit: failed after {:?}",
+        started.elapsed()
+    );
     // The garbage is collected: the other hooks go on.
-    assert_eq!(f.start("fast", LONG).await, Ok(HookOutcome::State(State::Up)));
+    assert_eq!(
+        f.start("fast", LONG).await,
+        Ok(HookOutcome::State(State::Up))
+    );
 }
 
 #[tokio::test]
@@ -525,7 +541,10 @@ async fn binary_chunks_and_file_loading_are_refused() {
     ));
     assert_eq!(f.start("dump", LONG).await, refused);
     assert_eq!(f.start("mode", LONG).await, refused);
-    assert_eq!(f.start("text", LONG).await, Ok(HookOutcome::State(State::Up)));
+    assert_eq!(
+        f.start("text", LONG).await,
+        Ok(HookOutcome::State(State::Up))
+    );
 }
 
 #[tokio::test]
@@ -577,7 +596,10 @@ async fn one_service_cannot_break_anothers_helpers() {
     // One function, the hook of two services: a global counter each.
     assert_eq!(f.start("one", LONG).await, up);
     assert_eq!(f.start("two", LONG).await, up);
-    assert_eq!(f.start("one", LONG).await, Ok(HookOutcome::State(State::Fail)));
+    assert_eq!(
+        f.start("one", LONG).await,
+        Ok(HookOutcome::State(State::Fail))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -592,7 +614,13 @@ async fn exec_output_is_bounded() {
         ]
         .concat(),
     );
-    assert_eq!(f.start("big", LONG).await, Ok(HookOutcome::State(State::Up)));
+    assert_eq!(
+        f.start("big", LONG).await,
+        Ok(HookOutcome::State(State::Up))
+    );
     let limit = Duration::from_millis(500);
-    assert_eq!(f.start("endless", limit).await, Err(HookError::TimedOut(limit)));
+    assert_eq!(
+        f.start("endless", limit).await,
+        Err(HookError::TimedOut(limit))
+    );
 }
