@@ -15,9 +15,10 @@
 -- crates/man/tests/lua_annotations.rs keeps this file in step with it.
 --
 -- Besides these, a config has Lua 5.4's base functions and the libraries
--- string, table, math and utf8. Not os, io, coroutine, debug, package or
--- require: a config is one file, and calls that block would stall every
--- service.
+-- string, table, math and utf8. Not os, io, coroutine, debug, package,
+-- require, loadfile or dofile: a config is one file, and calls that block
+-- would stall every service. `load` takes text chunks only; `setmetatable`
+-- refuses __gc. A hook's global assignments are its service's own.
 
 ---A service state as faild stores it. failsh accepts any case ("up");
 ---upper case is the convention.
@@ -102,7 +103,8 @@ function failhost(host, key, value) end
 
 ---Runs `/bin/sh -c command` in a process group of its own (stdin from
 ---/dev/null) without holding up other services, and returns its standard
----output less one trailing newline. A non-zero exit raises
+---output less one trailing newline (at most its first 64 KiB; the rest is
+---read and thrown away). A non-zero exit raises
 ---`exec "command": exit status N: stderr` at the calling line (catch it
 ---with `pcall`). Waits until the command's output is closed.
 ---@param command string
