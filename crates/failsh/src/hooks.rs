@@ -26,7 +26,8 @@
 //! runs until it returns; and Lua can only raise an error, not yield, inside
 //! a C function that calls back into Lua (`string.gsub`, `table.sort`), so a
 //! callback there that catches that error with `pcall` in an endless loop is
-//! never stopped. Either holds the Lua state, and so every other hook,
+//! never stopped (nor is one in a `__close` handler run when an abandoned
+//! hook's thread is closed). Either holds the Lua state, and so every other hook,
 //! meanwhile. Loops in plain Lua code, even under `pcall`, are stopped.
 
 mod engine;
