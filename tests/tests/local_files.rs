@@ -7,6 +7,8 @@
 //!   (at start: exit 1, one line naming the file; on SIGHUP: the old rules
 //!   stay); one others may read is warned about.
 //!
+//! - `--help` never prints a community taken from the environment.
+//!
 //! The plants are made by user `nobody`; where the tests do not run as root
 //! they say so and skip (only root can act as another user).
 
@@ -298,4 +300,27 @@ fn a_community_file_others_may_change_is_refused_on_sighup() {
         f.failc(&["-c", "other", "-s", "FAIL", "vip"]).status.code(),
         Some(0)
     );
+}
+
+#[test]
+fn help_does_not_print_communities_from_the_environment() {
+    let secret = "s3cret-fr0m-env";
+    for (tool, var) in [
+        ("failc", "FAILC_COMMUNITY"),
+        ("faildebug", "FAILDEBUG_COMMUNITY"),
+    ] {
+        let o = Command::new(bin(tool))
+            .arg("--help")
+            .env(var, secret)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{tool}: {}", stderr(&o));
+        let help = failover_tests::stdout(&o);
+        assert!(help.contains(var), "{tool} --help names {var}: {help}");
+        assert!(
+            !help.contains(secret),
+            "{tool} --help prints {var}'s value:\n{help}"
+        );
+    }
 }
