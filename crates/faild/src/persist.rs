@@ -79,6 +79,7 @@ impl StateFile {
                 lock_path.display()
             ),
         };
+        remove_stale_temps(&path);
         Ok(StateFile {
             path,
             boot_id,
@@ -257,6 +258,31 @@ fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
     Err(last)
 }
 
+/// Removes the temporary files a killed faild left beside `path` (with the
+/// lock held, no other faild is writing one). The directory is trusted
+/// ([`check_state_dir`]); unlinking never follows a link.
+fn remove_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.tmp.", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    info!(target: "store", "removed {}, left by a faild that was killed while writing", entry.path().display())
+                }
+                Err(e) => {
+                    warn!(target: "store", "cannot remove stale {}: {e}", entry.path().display())
+                }
+            }
+        }
+    }
+}
+
 /// Creates `path`, failing if anything (a file, a link) is already there.
 fn open_exclusive(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -346,6 +372,12 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
         assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
+        let (stale, _) = create_temp(dir.path(), "faild.state").unwrap();
+        let _lock = StateFile::open(dir.path().join("faild.state"), "b".into()).unwrap();
+        assert!(
+            !stale.exists(),
+            "a killed faild's temp file is removed at start"
+        );
         let (a, _) = create_temp(dir.path(), "faild.state").unwrap();
         let (b, _) = create_temp(dir.path(), "faild.state").unwrap();
         assert_ne!(a, b, "every temp name is new");
