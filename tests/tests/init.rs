@@ -694,3 +694,77 @@ fn failover_register_registers_once_per_start_unless_asked() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(states(), ["vip FAIL macbeth", "www FAIL db2"]);
 }
+
+/// Both registration paths (failover-register, and the SysV script's
+/// `register`) hand failc the write community in its environment, never on
+/// its command line, where any local user reads it with `ps`. A stand-in
+/// failc records its arguments and environment, then runs the real one.
+#[test]
+fn registration_keeps_the_community_off_failcs_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let secret = "s3cret-Wr1te";
+    let faild = Faild::start(
+        dir,
+        Some(&format!("* public RO\n* {secret} RW 127.0.0.0/8\n")),
+        &[],
+    )
+    .unwrap();
+    let spy = dir.join("failc-spy");
+    std::fs::write(
+        &spy,
+        format!(
+            "#!/bin/sh\nprintf 'argv: %s\\n' \"$*\" >>{log}\n\
+             printf 'env: %s\\n' \"${{FAILC_COMMUNITY-unset}}\" >>{log}\nexec {failc} \"$@\"\n",
+            log = dir.join("spy.log").display(),
+            failc = bin("failc").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&spy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let defaults = dir.join("failover");
+    std::fs::write(
+        &defaults,
+        format!(
+            "SERVICES=\"vip\"\nOTHER=macbeth\nCOMMUNITY={secret}\nFAILC={spy}\n\
+             FAILD_HOST={addr}\nPORT={port}\n",
+            spy = spy.display(),
+            addr = faild.addr,
+            port = faild.port
+        ),
+    )
+    .unwrap();
+    let runtime = dir.join("run");
+    std::fs::create_dir(&runtime).unwrap();
+    for script in ["systemd/failover-register", "sysv/faild"] {
+        let _ = std::fs::remove_file(dir.join("spy.log"));
+        let verb = if script.starts_with("sysv") {
+            "register"
+        } else {
+            "--once"
+        };
+        let o = Command::new(init_file(script))
+            .arg(verb)
+            .env("FAILOVER_DEFAULTS", &defaults)
+            .env("RUNTIME_DIRECTORY", &runtime)
+            .env_remove("FAILC_COMMUNITY")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{script}: {}", stderr(&o));
+        let log = read(&dir.join("spy.log"));
+        assert!(log.contains("argv: -h"), "{script} ran failc: {log}");
+        for line in log.lines().filter(|l| l.starts_with("argv:")) {
+            assert!(
+                !line.contains(secret),
+                "{script}: community in argv: {line}"
+            );
+        }
+        assert!(log.contains(&format!("env: {secret}")), "{script}: {log}");
+        let state = stdout(&faild.failc(&["vip"]));
+        let words: Vec<&str> = state.split_whitespace().take(3).collect();
+        assert_eq!(words, ["vip", "FAIL", "macbeth"], "{script} registered");
+        let o = faild.failc(&["-c", secret, "-s", "RECOVER", "vip"]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+}

@@ -39,6 +39,8 @@ pub struct Cli {
         long,
         value_name = "COMMUNITY",
         env = "FAILC_COMMUNITY",
+        // --help must not print the secret the environment holds.
+        hide_env_values = true,
         default_value = "public",
         value_parser = community
     )]

@@ -9,7 +9,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use failover::proto::{Header, Item, Op, Reply, Request};
+use failover::proto::{Header, Item, Op, Reply, Request, udp};
 
 /// Longest reply line read over TCP. A record line is a few hundred bytes at
 /// most; anything longer is not faild talking.
@@ -119,8 +119,13 @@ impl Client {
             id,
             community: self.community.clone(),
             op,
-        }
-        .encode();
+        };
+        // Over UDP faild answers at most three times the request's size, so
+        // the request is padded to allow the largest reply it can draw.
+        let request = match self.transport {
+            Transport::Tcp => request.encode(),
+            Transport::Udp => udp::encode_padded(&request),
+        };
         let deadline = Instant::now() + self.timeout;
         match self.transport {
             Transport::Tcp => self.call_tcp(id, &request, deadline),

@@ -58,6 +58,7 @@ impl StateFile {
     /// Takes the state file's lock (`FILE.lock` beside it), refusing when
     /// another faild holds it.
     pub fn open(path: PathBuf, boot_id: String) -> Result<StateFile> {
+        use std::os::unix::fs::OpenOptionsExt;
         let mut lock_path = path.clone().into_os_string();
         lock_path.push(".lock");
         let lock_path = PathBuf::from(lock_path);
@@ -66,6 +67,8 @@ impl StateFile {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(STATE_MODE)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&lock_path)
             .with_context(|| format!("state file lock {}", lock_path.display()))?;
         let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
@@ -76,6 +79,7 @@ impl StateFile {
                 lock_path.display()
             ),
         };
+        remove_stale_temps(&path);
         Ok(StateFile {
             path,
             boot_id,
@@ -213,14 +217,8 @@ pub fn write_atomic(
         _ => Path::new("."),
     };
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let (tmp, mut f) = create_temp(dir, &name).map_err(SaveError::NotWritten)?;
     let result = (|| {
-        let f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        let mut f = f;
         fill(&mut f)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
@@ -232,6 +230,108 @@ pub fn write_atomic(
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(SaveError::NotSynced)
+}
+
+/// Mode of the temporary file, and so of the state file: faild's user
+/// writes it, its group (admins) may read it, nobody else.
+const STATE_MODE: u32 = 0o640;
+
+/// Creates a new temporary file beside the state file, under a name nobody
+/// can guess (`.NAME.tmp.PID.RANDOM`), exclusively (`O_EXCL`, so an entry
+/// already there — a planted symbolic link — is never opened, let alone
+/// followed or truncated; another name is tried instead). Only a file this
+/// call created is ever removed.
+fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
+    let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
+    for _ in 0..8 {
+        let tmp = dir.join(format!(
+            ".{name}.tmp.{}.{:016x}",
+            std::process::id(),
+            random_u64()
+        ));
+        match open_exclusive(&tmp) {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = e,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last)
+}
+
+/// Removes the temporary files a killed faild left beside `path` (with the
+/// lock held, no other faild is writing one). The directory is trusted
+/// ([`check_state_dir`]); unlinking never follows a link.
+fn remove_stale_temps(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let prefix = format!(".{}.tmp.", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    info!(target: "store", "removed {}, left by a faild that was killed while writing", entry.path().display())
+                }
+                Err(e) => {
+                    warn!(target: "store", "cannot remove stale {}: {e}", entry.path().display())
+                }
+            }
+        }
+    }
+}
+
+/// Creates `path`, failing if anything (a file, a link) is already there.
+fn open_exclusive(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(STATE_MODE)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// 64 unpredictable bits: std's hasher keys are random per process, and
+/// every `RandomState` gets new ones.
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}
+
+/// The state file's directory must be one only trusted users can change:
+/// owned by root or by one of `trusted` (the user faild runs as), and not
+/// writable by group or others — sticky or not (in a sticky `/tmp` another
+/// user could still put a `faild.state` or its lock there first). Checked
+/// at start, before the state file is read.
+pub fn check_state_dir(dir: &Path, trusted: &[u32]) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(dir).with_context(|| format!("state directory {}", dir.display()))?;
+    anyhow::ensure!(
+        meta.is_dir(),
+        "state directory {}: not a directory",
+        dir.display()
+    );
+    let (owner, mode) = (meta.uid(), meta.mode() & 0o7777);
+    anyhow::ensure!(
+        owner == 0 || trusted.contains(&owner),
+        "state directory {}: owned by uid {owner}, not by root or faild's user; refused: chown it, or choose another -s",
+        dir.display()
+    );
+    anyhow::ensure!(
+        mode & 0o022 == 0,
+        "state directory {}: mode {mode:04o} lets group or others write it (they could plant files or links there); refused: chmod go-w, or choose another -s",
+        dir.display()
+    );
+    Ok(())
 }
 
 #[cfg(test)]
@@ -259,6 +359,56 @@ mod tests {
             1,
             "no temporary file left"
         );
+    }
+
+    #[test]
+    fn temp_files_are_new_files_never_planted_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious").unwrap();
+        let link = dir.path().join(".faild.state.tmp.planted");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let err = open_exclusive(&link).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(fs::symlink_metadata(&link).unwrap().is_symlink());
+        let (stale, _) = create_temp(dir.path(), "faild.state").unwrap();
+        let _lock = StateFile::open(dir.path().join("faild.state"), "b".into()).unwrap();
+        assert!(
+            !stale.exists(),
+            "a killed faild's temp file is removed at start"
+        );
+        let (a, _) = create_temp(dir.path(), "faild.state").unwrap();
+        let (b, _) = create_temp(dir.path(), "faild.state").unwrap();
+        assert_ne!(a, b, "every temp name is new");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&a).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & !STATE_MODE, 0, "mode {mode:o}");
+    }
+
+    #[test]
+    fn state_dir_must_be_changeable_by_trusted_users_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let me = nix::unistd::geteuid().as_raw();
+        let set = |mode| fs::set_permissions(dir.path(), fs::Permissions::from_mode(mode)).unwrap();
+        for ok in [0o700, 0o755, 0o750, 0o1755] {
+            set(ok);
+            check_state_dir(dir.path(), &[me]).unwrap();
+        }
+        for bad in [0o777, 0o1777, 0o775, 0o757] {
+            set(bad);
+            let err = check_state_dir(dir.path(), &[me]).unwrap_err().to_string();
+            assert!(
+                err.contains("chmod go-w") && err.contains(&dir.path().display().to_string()),
+                "{err}"
+            );
+        }
+        set(0o700);
+        if me != 0 {
+            let err = check_state_dir(dir.path(), &[]).unwrap_err().to_string();
+            assert!(err.contains("owned by uid"), "{err}");
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use crate::access::Access;
 use crate::cli::Cli;
-use crate::persist::{StateFile, current_boot_id};
+use crate::persist::{StateFile, check_state_dir, current_boot_id};
 use crate::server::{self, Listeners};
 use crate::store::Store;
 use crate::tcp::Limits;
@@ -97,6 +97,17 @@ fn prepare(cli: &Cli) -> Result<Prepared> {
                 .with_context(|| format!("-u {spec}: cannot hand {} over", dir.display()))?;
         }
     }
+    // Only root, faild's own user and the -u user may change the directory
+    // where root's faild writes and renames files.
+    let mut trusted = vec![nix::unistd::geteuid().as_raw()];
+    if let Some(spec) = &cli.user {
+        trusted.push(daemon::lookup_user(spec)?.uid.as_raw());
+    }
+    let dir = state_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    check_state_dir(dir, &trusted)?;
     let file = StateFile::open(state_path, current_boot_id())?;
     let registry = file.load()?;
     let listeners = Listeners::bind(&cli.addresses, cli.port)?;

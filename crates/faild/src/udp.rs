@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use failover::proto::{ErrorCode, MAX_UDP_REPLY, Op, Reply, Request};
+use failover::proto::udp::bounded_reply;
+use failover::proto::{ErrorCode, Op, Reply, Request};
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -45,8 +46,8 @@ pub async fn serve(
         };
         let datagram = &buf[..n];
         // Only a datagram that looks like ours gets an answer; with replies
-        // capped (see `reply_to`), faild is no use for reflecting traffic at
-        // a forged source address.
+        // bounded to three times the request (see `reply_to`), faild is no
+        // use for reflecting traffic at a forged source address.
         if !datagram.starts_with(b"FAIL/") {
             debug!(target: "proto", "{peer}: ignored a {n}-byte datagram that is not a request");
             continue;
@@ -86,7 +87,8 @@ pub async fn serve(
                     .unwrap_or_else(|p| p.into_inner())
                     .check_in(key);
                 match seen {
-                    Seen::Answered(text) => send(&socket, peer, &text).await,
+                    // Bounded by this datagram's size, not the first one's.
+                    Seen::Answered(reply) => reply_to(&socket, peer, &reply, n).await,
                     Seen::InFlight => {}
                     Seen::New => {
                         let Ok(permit) = writes.clone().try_acquire_owned() else {
@@ -98,12 +100,11 @@ pub async fn serve(
                             (socket.clone(), store.clone(), recent.clone());
                         tracker.spawn(async move {
                             let reply = store.handle(&req, peer).await;
-                            let text = capped(&reply, n);
+                            reply_to(&socket, peer, &reply, n).await;
                             recent
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
-                                .answer(key, text.clone());
-                            send(&socket, peer, &text).await;
+                                .answer(key, reply);
                             drop(permit);
                         });
                     }
@@ -117,30 +118,18 @@ pub async fn serve(
     }
 }
 
-/// The reply as sent over UDP: at most [`MAX_UDP_REPLY`] bytes, and an error
-/// carries its message only when that keeps it within three times the
-/// request's size, so a forged request cannot be amplified much.
-fn capped(reply: &Reply, request_len: usize) -> String {
-    let text = reply.encode();
-    match reply {
-        Reply::Items { id, .. } if text.len() > MAX_UDP_REPLY => Reply::error(
-            Some(*id),
-            ErrorCode::TooBig,
-            "reply too large for UDP; use TCP",
-        )
-        .encode(),
-        Reply::Error(e) if text.len() > 3 * request_len => Reply::error(e.id, e.code, "").encode(),
-        _ => text,
-    }
-}
-
+/// Sends `reply` within the UDP size rule ([`bounded_reply`]): at most
+/// three times the request's size, or nothing at all.
 async fn reply_to(socket: &UdpSocket, peer: SocketAddr, reply: &Reply, request_len: usize) {
-    send(socket, peer, &capped(reply, request_len)).await;
-}
-
-async fn send(socket: &UdpSocket, peer: SocketAddr, text: &str) {
-    if let Err(e) = socket.send_to(text.as_bytes(), peer).await {
-        debug!(target: "net", "udp reply to {peer} failed: {e}");
+    match bounded_reply(reply, request_len) {
+        Some(text) => {
+            if let Err(e) = socket.send_to(text.as_bytes(), peer).await {
+                debug!(target: "net", "udp reply to {peer} failed: {e}");
+            }
+        }
+        None => {
+            debug!(target: "proto", "{peer}: no reply fits within 3 times a {request_len}-byte request")
+        }
     }
 }
 
@@ -148,7 +137,7 @@ async fn send(socket: &UdpSocket, peer: SocketAddr, text: &str) {
 enum Seen {
     New,
     InFlight,
-    Answered(String),
+    Answered(Reply),
 }
 
 /// Writes answered lately, by (source, request id): UDP clients resend until
@@ -156,7 +145,7 @@ enum Seen {
 /// duplicate could undo another client's newer change).
 #[derive(Default)]
 struct RecentWrites {
-    answers: HashMap<(SocketAddr, u64), (Instant, Option<String>)>,
+    answers: HashMap<(SocketAddr, u64), (Instant, Option<Reply>)>,
     order: VecDeque<(SocketAddr, u64)>,
 }
 
@@ -178,7 +167,7 @@ impl RecentWrites {
             self.answers.remove(&old);
         }
         match self.answers.get(&key) {
-            Some((_, Some(text))) => Seen::Answered(text.clone()),
+            Some((_, Some(reply))) => Seen::Answered(reply.clone()),
             Some((_, None)) => Seen::InFlight,
             None => {
                 self.answers.insert(key, (now, None));
@@ -188,9 +177,9 @@ impl RecentWrites {
         }
     }
 
-    fn answer(&mut self, key: (SocketAddr, u64), text: String) {
+    fn answer(&mut self, key: (SocketAddr, u64), reply: Reply) {
         if let Some(entry) = self.answers.get_mut(&key) {
-            entry.1 = Some(text);
+            entry.1 = Some(reply);
         }
     }
 
@@ -209,8 +198,9 @@ mod tests {
         let a: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         assert!(matches!(r.check_in((a, 1)), Seen::New));
         assert!(matches!(r.check_in((a, 1)), Seen::InFlight));
-        r.answer((a, 1), "reply".into());
-        assert!(matches!(r.check_in((a, 1)), Seen::Answered(t) if t == "reply"));
+        let reply = Reply::error(Some(1), ErrorCode::Busy, "");
+        r.answer((a, 1), reply.clone());
+        assert!(matches!(r.check_in((a, 1)), Seen::Answered(t) if t == reply));
         assert!(
             matches!(r.check_in((a, 2)), Seen::New),
             "another id is another request"
@@ -231,27 +221,5 @@ mod tests {
         }
         assert!(r.answers.len() <= RecentWrites::KEEP + 1);
         assert_eq!(r.answers.len(), r.order.len());
-    }
-
-    #[test]
-    fn udp_replies_are_capped() {
-        use failover::proto::{Item, Status};
-        use failover::{Record, State};
-        let record = Record::new(State::Up, None, std::time::UNIX_EPOCH, 1);
-        let big = Reply::Items {
-            id: 9,
-            status: Status::Ok,
-            items: (0..100)
-                .map(|i| Item::Found(format!("service{i}"), record.clone()))
-                .collect(),
-        };
-        assert!(capped(&big, 30).starts_with("FAIL/1 9 ERR TOOBIG"));
-        let err = Reply::error(
-            Some(3),
-            ErrorCode::BadRequest,
-            "a long explanation of what went wrong",
-        );
-        assert_eq!(capped(&err, 10), "FAIL/1 3 ERR BADREQ \n");
-        assert!(capped(&err, 100).contains("explanation"));
     }
 }

@@ -9,6 +9,7 @@ use failover::Record;
 use failover::State;
 use failover::proto::{
     ErrorCode, Header, Item, MAX_GET_NAMES, Op, Origin, ProtoError, Reply, Request, get_batches,
+    udp,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpStream, UdpSocket};
@@ -218,7 +219,9 @@ impl Client {
         };
         let socket = UdpSocket::bind(bind).await?;
         socket.connect(target).await?;
-        let text = req.encode();
+        // faild answers at most three times the request's size over UDP: the
+        // request is padded to allow the largest reply it can draw.
+        let text = udp::encode_padded(req);
         let mut buf = vec![0u8; 65_536];
         loop {
             socket.send(text.as_bytes()).await?;
@@ -229,8 +232,8 @@ impl Client {
                     continue;
                 };
                 if reply.id() == Some(req.id) || reply.id().is_none() {
-                    // A GET too large for one datagram is refused whole; the
-                    // batches above are sized to avoid that.
+                    // A GET too large for one datagram is refused whole
+                    // (TOOBIG); `get` then asks again in halves.
                     return Ok(reply);
                 }
             }

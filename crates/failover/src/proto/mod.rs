@@ -9,6 +9,9 @@
 //! FAIL/1 <id> <community> LIST
 //! ```
 //!
+//! A trailing `pad=...` word is ignored: UDP clients pad their requests so
+//! that the reply may be up to three times as large (see [`udp`]).
+//!
 //! A reply is a header line followed by as many item lines as the header
 //! counts:
 //!
@@ -26,6 +29,7 @@
 mod error;
 mod request;
 mod response;
+pub mod udp;
 
 pub use error::{ErrorCode, ProtoError};
 pub use request::{Op, Origin, Request, get_batches};
@@ -37,8 +41,8 @@ pub const VERSION: u32 = 1;
 /// maximal name length still fits.
 pub const MAX_REQUEST: usize = 8 * 1024;
 /// Largest reply sent over UDP: one unfragmented datagram on any Ethernet
-/// path. A larger reply is refused with TOOBIG (fetch it over TCP), which also
-/// keeps faild from amplifying traffic sent with a forged source address.
+/// path. A larger reply is refused with TOOBIG (fetch it over TCP); so is
+/// one over three times its request (see [`udp`]).
 pub const MAX_UDP_REPLY: usize = 1_400;
 /// Most names one GET may ask for.
 pub const MAX_GET_NAMES: usize = 256;

@@ -120,7 +120,7 @@ impl Request {
             .next()
             .ok_or_else(|| bad(Some(id), "missing operation".into()))?;
         let args: Vec<&str> = words.collect();
-        let op = parse_op(verb, &args).map_err(|m| bad(Some(id), m))?;
+        let op = parse_op(verb, super::udp::strip_pad(&args)).map_err(|m| bad(Some(id), m))?;
         Ok(Request {
             id,
             community: community.to_string(),
