@@ -245,13 +245,22 @@ fn a_looping_reload_does_not_delay_sigterm() {
 }
 
 #[test]
-fn the_community_variable_reaches_no_hook_and_no_help_text() {
+fn the_community_variables_reach_no_hook_and_no_help_text() {
     let secret = "s3cret-community";
+    let other = "failc-s3cret";
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let env_hook = "start = function() exec(\"env > @DIR@/hook.env\") return \"UP\" end,\n\
         stop = function() return \"FAIL\" end";
-    let (faild, failsh) = start(dir, &[("env", env_hook)], &[("FAILSH_COMMUNITY", secret)]);
+    let (faild, failsh) = start(
+        dir,
+        &[("env", env_hook)],
+        &[
+            ("FAILSH_COMMUNITY", secret),
+            ("FAILC_COMMUNITY", other),
+            ("FAILDEBUG_COMMUNITY", other),
+        ],
+    );
     wait_for("the start hook", BOUND, || {
         record(&faild, "env").contains(" UP ")
     })
@@ -259,7 +268,7 @@ fn the_community_variable_reaches_no_hook_and_no_help_text() {
     let env = read(&dir.join("hook.env"));
     assert!(env.contains("PATH="), "{env}");
     assert!(
-        !env.contains("FAILSH_COMMUNITY") && !env.contains(secret),
+        !env.contains("COMMUNITY") && !env.contains(secret) && !env.contains(other),
         "{env}"
     );
     drop(failsh);

@@ -48,6 +48,9 @@ impl Facility {
 
 /// The environment variable that may carry `--community`.
 pub const COMMUNITY_ENV: &str = "FAILSH_COMMUNITY";
+/// The variables holding communities (failsh's, failc's, faildebug's):
+/// removed from failsh's environment at start, so no hook inherits them.
+pub const SECRET_ENV: [&str; 3] = [COMMUNITY_ENV, "FAILC_COMMUNITY", "FAILDEBUG_COMMUNITY"];
 
 /// failsh — the failover shell.
 ///

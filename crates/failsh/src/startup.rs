@@ -26,10 +26,13 @@ use crate::{debug, monitor};
 pub fn main() -> ExitCode {
     failover_daemon::ignore_sighup_during_startup();
     let mut cli = Cli::parse();
-    // The debug port's secret is failsh's alone: no hook, not even the config
-    // that `-t` runs, inherits it.
-    // SAFETY: still single-threaded: nothing has started a thread yet.
-    unsafe { std::env::remove_var(crate::cli::COMMUNITY_ENV) };
+    // The debug port's secret is failsh's alone, and the clients' communities
+    // an admin's shell may hold are not for hooks either: no hook, not even
+    // the config that `-t` runs, inherits them.
+    for name in crate::cli::SECRET_ENV {
+        // SAFETY: still single-threaded: nothing has started a thread yet.
+        unsafe { std::env::remove_var(name) };
+    }
     if cli.test {
         return match config::load(&cli.file) {
             Ok((c, _)) => {
