@@ -21,6 +21,8 @@ cleanup() {
 }
 trap cleanup EXIT
 : > "$work/journal"
+# faild refuses a community file others may change: a private copy, whatever the umask
+install -m 600 samples/communities "$work/communities"
 
 say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 state() {
@@ -59,7 +61,7 @@ failsvc{
 }
 LUA
     # the boot scripts: faild, the service registered FAIL then RECOVER, failsh
-    FAILD_BOOT_ID=$7 "$bin/faild" -c samples/communities -a "$addr" -s "$d/faild.state" -r "$d/faild.pid"
+    FAILD_BOOT_ID=$7 "$bin/faild" -c "$work/communities" -a "$addr" -s "$d/faild.state" -r "$d/faild.pid"
     "$bin/failc" -h "$addr" -c genesis -s FAIL -b "$peer" toy 2> /dev/null > /dev/null
     "$bin/failc" -h "$addr" -c genesis -sRECOVER toy > /dev/null
     "$bin/failsh" -f "$d/$name.lua" -a "$addr" -i "$d/failsh.pid" -l "$d/failsh.dump"
