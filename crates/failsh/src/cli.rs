@@ -76,11 +76,14 @@ pub struct Cli {
     pub pid_file: Option<PathBuf>,
 
     /// SIGINT dumps the full state here (a FIFO stays open between dumps).
+    /// Its directory must belong to failsh's user and be writable by nobody
+    /// else; failsh creates it (mode 0750) if missing. Symbolic links,
+    /// hard-linked files and files of other users are refused.
     #[arg(
         short = 'l',
         long = "dump-file",
         value_name = "FILE",
-        default_value = "/var/tmp/failsh.dump"
+        default_value = crate::dump::DEFAULT_FILE
     )]
     pub dump_file: PathBuf,
 

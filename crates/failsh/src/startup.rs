@@ -19,6 +19,7 @@ use failover::monitor::Reason;
 
 use crate::cli::Cli;
 use crate::config;
+use crate::dump::Dump;
 use crate::engine::Engine;
 use crate::{debug, monitor};
 
@@ -164,47 +165,5 @@ fn reload(engine: &Arc<Engine>, file: &Path) {
             info!(target: "config", "SIGHUP: {} reloaded: {summary}", file.display());
         }
         Err(e) => error!(target: "config", "SIGHUP: {e}; the previous config stays in force"),
-    }
-}
-
-/// The SIGINT dump target. A FIFO is opened once a reader is there and kept
-/// open, so `cat` on it follows dump after dump; it is opened and written
-/// without blocking, so a missing or slow reader never stalls failsh.
-struct Dump {
-    path: PathBuf,
-    fifo: Option<std::fs::File>,
-}
-
-impl Dump {
-    fn new(path: PathBuf) -> Dump {
-        Dump { path, fifo: None }
-    }
-
-    fn write(&mut self, text: &str) {
-        use std::io::Write;
-        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-        let is_fifo = std::fs::metadata(&self.path).is_ok_and(|m| m.file_type().is_fifo());
-        let result = if is_fifo {
-            if self.fifo.is_none() {
-                self.fifo = std::fs::OpenOptions::new()
-                    .write(true)
-                    .custom_flags(libc::O_NONBLOCK)
-                    .open(&self.path)
-                    .ok();
-            }
-            match &mut self.fifo {
-                Some(f) => f.write_all(text.as_bytes()),
-                None => Err(std::io::Error::other("no reader on the FIFO")),
-            }
-        } else {
-            std::fs::write(&self.path, text)
-        };
-        match result {
-            Ok(()) => info!("SIGINT: state dumped to {}", self.path.display()),
-            Err(e) => {
-                self.fifo = None;
-                error!("SIGINT: cannot dump to {}: {e}", self.path.display());
-            }
-        }
     }
 }
