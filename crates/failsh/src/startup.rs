@@ -30,6 +30,18 @@ pub fn main() -> ExitCode {
     if cli.test {
         return match config::load(&cli.file) {
             Ok((c, _)) => {
+                for w in c.unused_hosts() {
+                    eprintln!("failsh: warning: {w}");
+                }
+                // A master or slave that does not resolve: refused here (a
+                // typo must not reach a running failsh); failsh runs with it.
+                let unresolved = c.unresolved();
+                for e in &unresolved {
+                    eprintln!("failsh: {e}: fix the name or give the host an address");
+                }
+                if !unresolved.is_empty() {
+                    return ExitCode::FAILURE;
+                }
                 println!(
                     "{}: OK ({} services, {} hosts)",
                     cli.file.display(),
