@@ -59,7 +59,8 @@ pub struct Cli {
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: PathBuf,
 
-    /// Check the config and exit: 0 if it loads, 1 with `file:line: message`.
+    /// Check the config and exit: 0 if it loads, 1 with `file:line: message`
+    /// (also for a master or slave whose name does not resolve).
     #[arg(short = 't', long = "test")]
     pub test: bool,
 
