@@ -14,17 +14,44 @@ const BOUND: Duration = Duration::from_secs(30);
 #[test]
 fn config_check_accepts_the_samples_and_points_at_errors() {
     let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/ipfailover");
-    for host in ["lukretia", "macbeth"] {
-        let o = std::process::Command::new(bin("failsh"))
-            .arg("-t")
-            .arg("-f")
-            .arg(samples.join(format!("{host}.lua")))
-            .output()
-            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (host, peer) in [("lukretia", "macbeth"), ("macbeth", "lukretia")] {
+        // The samples name the peer by its host name, which this machine's
+        // resolver may not know: given an address, they are accepted.
+        let sample = samples.join(format!("{host}.lua"));
+        let mut text = std::fs::read_to_string(&sample).unwrap();
+        text.push_str(&format!(
+            "failhost(\"{peer}\", \"address\", \"127.0.0.1\")\n"
+        ));
+        let addressed = dir.path().join(format!("{host}.lua"));
+        std::fs::write(&addressed, text).unwrap();
+        let check = |file: &Path| {
+            std::process::Command::new(bin("failsh"))
+                .arg("-t")
+                .arg("-f")
+                .arg(file)
+                .output()
+                .unwrap()
+        };
+        let o = check(&addressed);
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         assert!(stdout(&o).contains("OK (1 services"), "{}", stdout(&o));
+        // As shipped: accepted where the name resolves, else refused at the
+        // line of the masters or slaves list.
+        let o = check(&sample);
+        let resolves = std::net::ToSocketAddrs::to_socket_addrs(&(peer, 1291)).is_ok();
+        if resolves {
+            assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        } else {
+            assert_eq!(o.status.code(), Some(1));
+            let line = if host == "lukretia" { 50 } else { 44 };
+            let at = format!(
+                "{}:{line}: host \"{peer}\" does not resolve",
+                sample.display()
+            );
+            assert!(stderr(&o).contains(&at), "{}", stderr(&o));
+        }
     }
-    let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.lua");
     std::fs::write(
         &bad,

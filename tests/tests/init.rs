@@ -400,6 +400,7 @@ fn sysusers_and_tmpfiles_make_the_user_and_directories() {
     check("etc/failover", 0o750, 0, gid);
     check("etc/failover/communities", 0o640, 0, gid);
     check("var/lib/failover", 0o750, uid, gid);
+    check("run/failsh", 0o750, 0, 0);
 }
 
 #[test]

@@ -32,7 +32,7 @@ const STYLE: &str = "body{font-family:sans-serif;margin:1em}\
 table{border-collapse:collapse;margin-bottom:1em}\
 th,td{border:1px solid #bbb;padding:2px 6px;text-align:left}\
 th{background:#eee}.UP{color:#070}.RECOVER{color:#a60}.FAIL,.failing{color:#b00}\
-.INDOUBT{color:#a0a}.note{color:#555}";
+.INDOUBT{color:#a0a}.UNRESOLVED{color:#b00;font-weight:bold}.note{color:#555}";
 
 /// A CSS class for a state word, only for the words failsh uses (so a
 /// class attribute never carries text from the wire).
@@ -42,6 +42,7 @@ fn class(state: &str) -> &'static str {
         "RECOVER" => "RECOVER",
         "FAIL" => "FAIL",
         "INDOUBT" => "INDOUBT",
+        "UNRESOLVED" => "UNRESOLVED",
         "failing" => "failing",
         _ => "",
     }
@@ -269,6 +270,17 @@ pub fn error_page(target: &Target, message: &str) -> String {
 mod tests {
     use super::*;
     use crate::sample::sample;
+
+    #[test]
+    fn an_unresolved_peer_is_marked() {
+        let mut s = sample();
+        s.services[0].peers[0].state = "UNRESOLVED".into();
+        let p = page(&s, &Target::new("127.0.0.2", 1848), None);
+        assert!(
+            p.contains("<span class=\"UNRESOLVED\">UNRESOLVED</span>"),
+            "{p}"
+        );
+    }
 
     #[test]
     fn escapes_the_five_characters() {

@@ -21,6 +21,12 @@ pub enum PeerView {
     /// The peer answered, but with an error (denied, bad request, version):
     /// it is alive and its state hidden. Never times out into FAIL.
     Unknown,
+    /// The config names the peer by a name that does not resolve: a
+    /// configuration error (a typo), not evidence that the peer is down. It
+    /// may be up under its real name, so, like UNKNOWN, it blocks a start
+    /// and never times out into FAIL; only a reload with a name that
+    /// resolves ends it.
+    Unresolved,
 }
 
 impl PeerView {
@@ -33,6 +39,18 @@ impl PeerView {
     }
 }
 
+impl PeerView {
+    /// Whether the peer's state cannot be seen although it may be up:
+    /// INDOUBT (not timed out yet), UNKNOWN or UNRESOLVED. Such a peer
+    /// blocks a start and holds a RECLAIM.
+    pub fn may_be_up_unseen(self) -> bool {
+        matches!(
+            self,
+            PeerView::InDoubt(_) | PeerView::Unknown | PeerView::Unresolved
+        )
+    }
+}
+
 impl fmt::Display for PeerView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -41,6 +59,7 @@ impl fmt::Display for PeerView {
             PeerView::Fail => f.write_str("FAIL"),
             PeerView::InDoubt(_) => f.write_str("INDOUBT"),
             PeerView::Unknown => f.write_str("UNKNOWN"),
+            PeerView::Unresolved => f.write_str("UNRESOLVED"),
         }
     }
 }
@@ -102,13 +121,9 @@ pub fn decide(s: &Situation<'_>) -> Decision {
     let ready_master = first(s.masters, t, |v| {
         matches!(v, PeerView::Up | PeerView::Recover)
     });
-    let doubtful_master = first(s.masters, t, |v| {
-        matches!(v, PeerView::InDoubt(_) | PeerView::Unknown)
-    });
+    let doubtful_master = first(s.masters, t, PeerView::may_be_up_unseen);
     let up_slave = first(s.slaves, t, |v| v == PeerView::Up);
-    let doubtful_slave = first(s.slaves, t, |v| {
-        matches!(v, PeerView::InDoubt(_) | PeerView::Unknown)
-    });
+    let doubtful_slave = first(s.slaves, t, PeerView::may_be_up_unseen);
     let d = |action, reclaim, reason: String| Decision {
         action,
         reclaim,
@@ -179,18 +194,19 @@ mod tests {
         views.iter().any(|(_, v)| {
             matches!(
                 v.settled(timeout),
-                PeerView::Up | PeerView::InDoubt(_) | PeerView::Unknown
+                PeerView::Up | PeerView::InDoubt(_) | PeerView::Unknown | PeerView::Unresolved
             )
         })
     }
 
-    const VIEWS: [PeerView; 6] = [
+    const VIEWS: [PeerView; 7] = [
         PeerView::Up,
         PeerView::Recover,
         PeerView::Fail,
         PeerView::InDoubt(Duration::from_secs(1)),
         PeerView::InDoubt(Duration::from_secs(15)),
         PeerView::Unknown,
+        PeerView::Unresolved,
     ];
 
     /// Every list of 0, 1 or 2 peers with every view.
@@ -286,7 +302,8 @@ mod tests {
             }
             assert!(!d.reason.is_empty() && !d.reason.contains('\n'));
         });
-        assert_eq!(n, 3 * 2 * 43 * 43);
+        // 1 + 7 + 7 × 7 peer lists of masters, and as many of slaves.
+        assert_eq!(n, 3 * 2 * 57 * 57);
     }
 
     #[test]
@@ -365,5 +382,26 @@ mod tests {
             sit(State::Recover, false, &master(PeerView::Unknown), &[]).action,
             Action::Wait
         );
+    }
+
+    #[test]
+    fn an_unresolved_peer_blocks_forever_and_never_counts_as_fail() {
+        let typo = || one("lukertia", PeerView::Unresolved);
+        assert_eq!(
+            PeerView::Unresolved.settled(Duration::ZERO),
+            PeerView::Unresolved
+        );
+        let d = sit(State::Recover, false, &typo(), &[]);
+        assert_eq!(d.action, Action::Wait);
+        assert_eq!(d.reason, "master lukertia is UNRESOLVED; not starting");
+        // An unresolved slave may be up too: the master waits as well.
+        assert_eq!(
+            sit(State::Recover, false, &[], &typo()).action,
+            Action::Wait
+        );
+        // While UP, it never makes the service stop, and holds a RECLAIM.
+        assert_eq!(sit(State::Up, false, &typo(), &[]).action, Action::Nothing);
+        let d = sit(State::Up, true, &[], &typo());
+        assert!(d.reclaim && d.action == Action::Wait, "{d:?}");
     }
 }

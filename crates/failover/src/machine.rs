@@ -89,6 +89,9 @@ pub enum PeerAnswer {
     Error(String),
     /// No answer in time: INDOUBT.
     NoAnswer,
+    /// Not asked: the config names the peer by a name that did not resolve
+    /// when it was loaded (why, with the config line): UNRESOLVED.
+    Unresolved(String),
 }
 
 /// What the caller must do next.
@@ -380,6 +383,22 @@ impl Machine {
                     Peer {
                         unseen: self.running || old.as_ref().is_some_and(|o| o.unseen),
                         ..answered(PeerView::Unknown, old.as_ref().and_then(|o| o.changes))
+                    }
+                }
+                // Nothing was heard: only the view changes. It is not
+                // silence either, so no INDOUBT time accrues towards FAIL.
+                PeerAnswer::Unresolved(why) => {
+                    if old.as_ref().is_none_or(|o| o.view != PeerView::Unresolved) {
+                        notes.push(Note::Warn(format!(
+                            "CONFIG ERROR: peer {host} is UNRESOLVED ({why}); it blocks starting and never counts as FAIL until a reload fixes it"
+                        )));
+                    }
+                    Peer {
+                        view: PeerView::Unresolved,
+                        changes: old.as_ref().and_then(|o| o.changes),
+                        unseen: self.running || old.as_ref().is_some_and(|o| o.unseen),
+                        heard: old.as_ref().and_then(|o| o.heard),
+                        silent_since: None,
                     }
                 }
                 PeerAnswer::NoAnswer => {
@@ -821,6 +840,78 @@ mod tests {
         Duration::from_secs_f64(s)
     }
 
+    fn unresolved(host: &str) -> (String, PeerAnswer) {
+        (
+            host.into(),
+            PeerAnswer::Unresolved("x.lua:3: host \"lukertia\" does not resolve".into()),
+        )
+    }
+
+    /// The split brain of the typo: a slave whose config misspells its
+    /// master never starts, however long it waits, and says so once.
+    #[test]
+    fn an_unresolved_master_never_times_out_into_a_start() {
+        let mut m = Machine::new(params(&["lukertia"], &[], false));
+        let mut warnings = Vec::new();
+        for i in 0..100 {
+            let step = m.on_poll(
+                secs(f64::from(i) * 0.5),
+                rec(State::Recover, false, None),
+                &[unresolved("lukertia")],
+            );
+            assert_eq!(step.command, None, "poll {i}: nothing starts");
+            warnings.extend(
+                step.notes
+                    .into_iter()
+                    .filter(|n| matches!(n, Note::Warn(_))),
+            );
+        }
+        assert_eq!(warnings.len(), 1, "warned once: {warnings:?}");
+        let Note::Warn(w) = &warnings[0] else {
+            unreachable!()
+        };
+        assert!(w.contains("CONFIG ERROR") && w.contains("x.lua:3"), "{w}");
+        let status = m.status(secs(50.0));
+        assert_eq!(status.peers, [("lukertia".into(), PeerView::Unresolved)]);
+        assert_eq!(
+            status.last.unwrap().reason,
+            "master lukertia is UNRESOLVED; not starting"
+        );
+        // A reload fixes the name: the real master answers UP, then goes
+        // silent: INDOUBT, and FAIL only a full timeout later.
+        m.reconfigure(params(&["lukretia"], &[], false));
+        let poll = |m: &mut Machine, t: f64, answer| {
+            m.on_poll(secs(t), rec(State::Recover, false, None), &[answer])
+                .command
+        };
+        assert_eq!(poll(&mut m, 51.0, peer("lukretia", State::Up)), None);
+        assert_eq!(poll(&mut m, 53.9, silent("lukretia")), None);
+        assert_eq!(poll(&mut m, 54.0, silent("lukretia")), Some(Command::Claim));
+    }
+
+    /// A running service is never stopped by a peer turning UNRESOLVED (a
+    /// reload with a typo): that is no news of the peer.
+    #[test]
+    fn an_unresolved_peer_stops_nothing_and_holds_a_reclaim() {
+        let mut m = running(params(&["m"], &["s"], false));
+        let step = m.on_poll(
+            secs(1.0),
+            rec(State::Up, true, None),
+            &[unresolved("m"), unresolved("s")],
+        );
+        assert_eq!(step.command, None);
+        assert!(m.status(secs(1.0)).running);
+        // Seen later, a slave whose answers were missed meanwhile means
+        // RECLAIM, which waits while a peer stays UNRESOLVED.
+        let step = m.on_poll(
+            secs(2.0),
+            rec(State::Up, true, None),
+            &[unresolved("m"), peer("s", State::Recover)],
+        );
+        assert_eq!(step.command, None);
+        assert!(m.status(secs(2.0)).reclaim);
+    }
+
     #[test]
     fn slave_takes_over_after_the_timeout_and_hands_back() {
         let mut m = Machine::new(params(&["lukretia"], &[], false));
@@ -1223,7 +1314,9 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Input {
-        Poll(Vec<Option<State>>, bool),
+        /// Per peer: a record's state, no answer (`Some(None)`), or an
+        /// unresolved name (`None`).
+        Poll(Vec<Option<Option<State>>>, bool),
         WriteFails(bool),
         Hook(u8),
     }
@@ -1234,7 +1327,7 @@ mod tests {
         /// running while the local faild says anything but UP.
         #[test]
         fn never_looks_free_while_it_may_run(inputs in prop::collection::vec(prop_oneof![
-            (prop::collection::vec(prop::option::of(prop::sample::select(State::ALL.to_vec())), 2), any::<bool>())
+            (prop::collection::vec(prop::option::weighted(0.9, prop::option::of(prop::sample::select(State::ALL.to_vec()))), 2), any::<bool>())
                 .prop_map(|(p, admin)| Input::Poll(p, admin)),
             any::<bool>().prop_map(Input::WriteFails),
             (0u8..6).prop_map(Input::Hook),
@@ -1254,7 +1347,11 @@ mod tests {
                             request = Some(State::Fail);
                         }
                         let answers: Vec<(String, PeerAnswer)> = ["m", "s"].iter().zip(peers).map(|(h, p)| {
-                            (h.to_string(), p.map_or(PeerAnswer::NoAnswer, |s| PeerAnswer::Record(Record::new(s, None, UNIX_EPOCH, 1))))
+                            (h.to_string(), match p {
+                                Some(Some(s)) => PeerAnswer::Record(Record::new(s, None, UNIX_EPOCH, 1)),
+                                Some(None) => PeerAnswer::NoAnswer,
+                                None => PeerAnswer::Unresolved("typo".into()),
+                            })
                         }).collect();
                         let mut r = Record::new(record, None, UNIX_EPOCH, 1);
                         r.by_failsh = record == State::Up;

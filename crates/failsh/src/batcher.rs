@@ -3,6 +3,7 @@
 //! go out as one GET, so a peer is asked once per tick for all of them.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -59,10 +60,15 @@ pub struct Poller {
 }
 
 impl Poller {
-    /// Starts the poller task for `host`.
-    pub fn spawn(host: HostConfig, stats: Arc<Mutex<HostStats>>) -> Poller {
+    /// Starts the poller task for `host`, at the addresses it was found at
+    /// when the config was loaded.
+    pub fn spawn(
+        host: HostConfig,
+        addresses: Result<Vec<SocketAddr>, String>,
+        stats: Arc<Mutex<HostStats>>,
+    ) -> Poller {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(Client::new(host), rx, stats));
+        tokio::spawn(run(Client::new(host, addresses), rx, stats));
         Poller { tx }
     }
 
@@ -112,7 +118,9 @@ async fn run(
         // Answered unless some name got no (readable) answer; an error reply
         // (no such service, denied) is an answer.
         let failed = answers.values().find_map(|a| match a {
-            Err(e @ (CallError::NoAnswer(_) | CallError::Garbled(_))) => Some(e.to_string()),
+            Err(
+                e @ (CallError::NoAnswer(_) | CallError::Garbled(_) | CallError::Unresolved(_)),
+            ) => Some(e.to_string()),
             _ => None,
         });
         stats

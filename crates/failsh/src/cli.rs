@@ -65,7 +65,8 @@ pub struct Cli {
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: PathBuf,
 
-    /// Check the config and exit: 0 if it loads, 1 with `file:line: message`.
+    /// Check the config and exit: 0 if it loads, 1 with `file:line: message`
+    /// (also for a master or slave whose name does not resolve).
     #[arg(short = 't', long = "test")]
     pub test: bool,
 
@@ -82,11 +83,14 @@ pub struct Cli {
     pub pid_file: Option<PathBuf>,
 
     /// SIGINT dumps the full state here (a FIFO stays open between dumps).
+    /// Its directory must belong to failsh's user and be writable by nobody
+    /// else; failsh creates it (mode 0750) if missing. Symbolic links,
+    /// hard-linked files and files of other users are refused.
     #[arg(
         short = 'l',
         long = "dump-file",
         value_name = "FILE",
-        default_value = "/var/tmp/failsh.dump"
+        default_value = crate::dump::DEFAULT_FILE
     )]
     pub dump_file: PathBuf,
 

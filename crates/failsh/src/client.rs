@@ -3,6 +3,7 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use failover::Record;
@@ -33,6 +34,11 @@ pub enum CallError {
     /// this request): the host is alive, its state unknown.
     #[error("unreadable answer: {0}")]
     Garbled(String),
+    /// Not asked: the host's address did not resolve when the config was
+    /// loaded (why, naming the config line). A configuration error, not a
+    /// sign of the host's state.
+    #[error("{0}")]
+    Unresolved(String),
 }
 
 impl From<io::Error> for CallError {
@@ -48,17 +54,21 @@ impl From<io::Error> for CallError {
 #[derive(Debug)]
 pub struct Client {
     host: HostConfig,
+    /// Its addresses as looked up when the config was loaded (never again
+    /// until a reload: the resolver has no say in a failover).
+    addresses: Result<Vec<SocketAddr>, String>,
     tcp: Option<BufReader<TcpStream>>,
     next_id: u64,
 }
 
 impl Client {
-    pub fn new(host: HostConfig) -> Client {
+    pub fn new(host: HostConfig, addresses: Result<Vec<SocketAddr>, String>) -> Client {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64);
         Client {
             host,
+            addresses,
             tcp: None,
             next_id: seed ^ u64::from(std::process::id()) << 32,
         }
@@ -72,6 +82,13 @@ impl Client {
         names: &[String],
         limit: Duration,
     ) -> Vec<(String, Result<Record, CallError>)> {
+        if let Err(why) = &self.addresses {
+            let unresolved = CallError::Unresolved(why.clone());
+            return names
+                .iter()
+                .map(|n| (n.clone(), Err(unresolved.clone())))
+                .collect();
+        }
         let per = match self.host.protocol {
             Protocol::Tcp => MAX_GET_NAMES,
             Protocol::Udp => UDP_NAMES,
@@ -115,6 +132,9 @@ impl Client {
         origin: Origin,
         limit: Duration,
     ) -> Result<Record, CallError> {
+        if let Err(why) = &self.addresses {
+            return Err(CallError::Unresolved(why.clone()));
+        }
         let op = Op::Set {
             service: service.to_string(),
             state,
@@ -169,16 +189,15 @@ impl Client {
         result
     }
 
-    fn target(&self) -> String {
-        match self.host.address.contains(':') {
-            true => format!("[{}]:{}", self.host.address, self.host.port),
-            false => format!("{}:{}", self.host.address, self.host.port),
-        }
+    /// The addresses looked up at load time (checked non-empty by `get`
+    /// and `set` before any call).
+    fn targets(&self) -> &[SocketAddr] {
+        self.addresses.as_deref().unwrap_or_default()
     }
 
     async fn tcp_call(&mut self, req: &Request) -> io::Result<Reply> {
         if self.tcp.is_none() {
-            let stream = TcpStream::connect(self.target()).await?;
+            let stream = TcpStream::connect(self.targets()).await?;
             stream.set_nodelay(true)?;
             self.tcp = Some(BufReader::new(stream));
         }
@@ -208,9 +227,9 @@ impl Client {
     /// Sends the request, resending every quarter of the limit until a reply
     /// with its id arrives.
     async fn udp_call(&mut self, req: &Request, limit: Duration) -> io::Result<Reply> {
-        let target = tokio::net::lookup_host(self.target())
-            .await?
-            .next()
+        let target = *self
+            .targets()
+            .first()
             .ok_or_else(|| io::Error::other("no address"))?;
         let bind = if target.is_ipv4() {
             "0.0.0.0:0"

@@ -42,9 +42,13 @@
 
 mod api;
 mod draft;
+mod lookup;
+
+pub use lookup::LOOKUP_LIMIT;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -82,12 +86,71 @@ pub struct Config {
     pub hosts: BTreeMap<String, HostConfig>,
     /// The config file, as given to [`load`].
     pub file: PathBuf,
+    /// Every host's address as looked up when the config was loaded, used
+    /// until the next reload (see `config/lookup.rs` for why).
+    pub lookups: BTreeMap<String, Lookup>,
+}
+
+/// A host's address as looked up at load time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    /// Where the config names the host's address, `file:line`: the
+    /// `failhost` call that set it, else the first masters or slaves list
+    /// naming the host, else its first `failhost` call (the file alone for
+    /// an implicit localhost).
+    pub at: String,
+    /// Its faild's socket addresses, or why there are none: one line,
+    /// starting with `at`.
+    pub addresses: Result<Vec<SocketAddr>, String>,
 }
 
 impl Config {
     /// How to reach the local faild.
     pub fn localhost(&self) -> &HostConfig {
         &self.hosts[LOCALHOST]
+    }
+
+    /// Configuration errors that do not stop a load, one line each: hosts
+    /// the services use (masters, slaves, localhost) whose address did not
+    /// resolve. failsh runs with them (such a peer blocks every start and
+    /// never counts as FAIL); `failsh -t` refuses them.
+    pub fn unresolved(&self) -> Vec<String> {
+        let used = self.used_hosts();
+        self.lookups
+            .iter()
+            .filter(|(name, _)| used.contains(&name.as_str()))
+            .filter_map(|(_, l)| l.addresses.as_ref().err().cloned())
+            .collect()
+    }
+
+    /// Warnings, one line each: hosts configured with `failhost` that no
+    /// service uses (often the correct spelling of a misspelt masters or
+    /// slaves entry).
+    pub fn unused_hosts(&self) -> Vec<String> {
+        let used = self.used_hosts();
+        self.hosts
+            .keys()
+            .filter(|name| !used.contains(&name.as_str()))
+            .map(|name| {
+                let at = self
+                    .lookups
+                    .get(name)
+                    .map_or_else(|| self.file.display().to_string(), |l| l.at.clone());
+                format!(
+                    "{at}: failhost {name:?}: no service has this host as a master or slave (misspelt there?)"
+                )
+            })
+            .collect()
+    }
+
+    /// [`LOCALHOST`] and every master and slave of a service.
+    fn used_hosts(&self) -> Vec<&str> {
+        self.services
+            .values()
+            .flat_map(|s| s.masters.iter().chain(&s.slaves))
+            .map(String::as_str)
+            .chain([LOCALHOST])
+            .collect()
     }
 }
 
@@ -270,7 +333,8 @@ async fn run_script(
     })?;
     api::uninstall(&engine).map_err(lua_error)?;
     let draft = std::mem::take(&mut *draft.lock().unwrap_or_else(PoisonError::into_inner));
-    let (config, table) = draft.finish(&engine.lua, path).map_err(ConfigError)?;
+    let (mut config, table, named_at) = draft.finish(&engine.lua, path).map_err(ConfigError)?;
+    config.lookups = lookup::resolve(&config.hosts, named_at, &file.to_string(), LOOKUP_LIMIT);
     let hooks = Hooks::new(engine, table).map_err(|e| ConfigError(format!("{file}: {e}")))?;
     Ok((config, hooks))
 }

@@ -3,6 +3,7 @@
 //! failds and real hooks; a config reload swaps definitions under the tasks.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -18,7 +19,7 @@ use failover::proto::Origin;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::batcher::{HostStats, Poller};
 use crate::client::{CallError, Client, is_no_such};
@@ -83,6 +84,19 @@ fn params(s: &ServiceConfig) -> Params {
     }
 }
 
+/// The addresses `host` was found at when `config` was loaded.
+fn addresses(config: &Config, host: &str) -> Result<Vec<SocketAddr>, String> {
+    config.lookups.get(host).map_or_else(
+        || {
+            Err(format!(
+                "{}: host {host:?} was not looked up",
+                config.file.display()
+            ))
+        },
+        |l| l.addresses.clone(),
+    )
+}
+
 /// Per-call limit of a poll: below the interval, so a dead peer never makes
 /// a service miss its next tick.
 fn call_limit(interval: Duration) -> Duration {
@@ -120,12 +134,22 @@ impl Current {
             .iter()
             .map(|(name, host)| {
                 let s = stats.entry(name.clone()).or_default().clone();
-                (name.clone(), Poller::spawn(host.clone(), s))
+                (
+                    name.clone(),
+                    Poller::spawn(host.clone(), addresses(&config, name), s),
+                )
             })
             .collect();
         let local = config.localhost().clone();
+        let local_addresses = addresses(&config, LOCALHOST);
+        for problem in config.unresolved() {
+            error!(target: "config", "CONFIG ERROR: {problem}: a service with this host never starts here until a reload fixes it");
+        }
+        for warning in config.unused_hosts() {
+            warn!(target: "config", "{warning}");
+        }
         Current {
-            writer: Arc::new(tokio::sync::Mutex::new(Client::new(local))),
+            writer: Arc::new(tokio::sync::Mutex::new(Client::new(local, local_addresses))),
             config,
             hooks,
             pollers,
@@ -568,6 +592,7 @@ async fn poll(
                     PeerAnswer::Error(e.to_string())
                 }
                 Err(CallError::NoAnswer(_)) => PeerAnswer::NoAnswer,
+                Err(CallError::Unresolved(why)) => PeerAnswer::Unresolved(why),
             };
             (host, answer)
         })

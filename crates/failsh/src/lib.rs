@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod debug;
+pub mod dump;
 pub mod engine;
 pub mod hooks;
 pub mod listen;

@@ -12,12 +12,13 @@ use failover_daemon::logging::LogControl;
 use failover_daemon::{self as daemon, PidFile, Ready};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::info;
 
 use failover::monitor::Reason;
 
 use crate::cli::Cli;
 use crate::config;
+use crate::dump::Dump;
 use crate::engine::Engine;
 use crate::reload::Reloader;
 use crate::{debug, monitor};
@@ -36,6 +37,18 @@ pub fn main() -> ExitCode {
     if cli.test {
         return match config::load(&cli.file) {
             Ok((c, _)) => {
+                for w in c.unused_hosts() {
+                    eprintln!("failsh: warning: {w}");
+                }
+                // A master or slave that does not resolve: refused here (a
+                // typo must not reach a running failsh); failsh runs with it.
+                let unresolved = c.unresolved();
+                for e in &unresolved {
+                    eprintln!("failsh: {e}: fix the name or give the host an address");
+                }
+                if !unresolved.is_empty() {
+                    return ExitCode::FAILURE;
+                }
                 println!(
                     "{}: OK ({} services, {} hosts)",
                     cli.file.display(),
@@ -165,46 +178,4 @@ fn run(cli: &Cli, prepared: Prepared, log: LogControl, ready: &mut Ready) -> Res
         shutdown.cancel();
         Ok(())
     })
-}
-
-/// The SIGINT dump target. A FIFO is opened once a reader is there and kept
-/// open, so `cat` on it follows dump after dump; it is opened and written
-/// without blocking, so a missing or slow reader never stalls failsh.
-struct Dump {
-    path: PathBuf,
-    fifo: Option<std::fs::File>,
-}
-
-impl Dump {
-    fn new(path: PathBuf) -> Dump {
-        Dump { path, fifo: None }
-    }
-
-    fn write(&mut self, text: &str) {
-        use std::io::Write;
-        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-        let is_fifo = std::fs::metadata(&self.path).is_ok_and(|m| m.file_type().is_fifo());
-        let result = if is_fifo {
-            if self.fifo.is_none() {
-                self.fifo = std::fs::OpenOptions::new()
-                    .write(true)
-                    .custom_flags(libc::O_NONBLOCK)
-                    .open(&self.path)
-                    .ok();
-            }
-            match &mut self.fifo {
-                Some(f) => f.write_all(text.as_bytes()),
-                None => Err(std::io::Error::other("no reader on the FIFO")),
-            }
-        } else {
-            std::fs::write(&self.path, text)
-        };
-        match result {
-            Ok(()) => info!("SIGINT: state dumped to {}", self.path.display()),
-            Err(e) => {
-                self.fifo = None;
-                error!("SIGINT: cannot dump to {}: {e}", self.path.display());
-            }
-        }
-    }
 }

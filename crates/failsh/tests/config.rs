@@ -54,7 +54,9 @@ fn vip(masters: &[&str], slaves: &[&str]) -> ServiceConfig {
     }
 }
 
-fn example(file: PathBuf, service: ServiceConfig, peer: &str) -> Config {
+/// The worked example as loaded, with the lookups of `loaded` (what the
+/// peer's name resolves to depends on the machine's resolver).
+fn example(file: PathBuf, service: ServiceConfig, peer: &str, loaded: &Config) -> Config {
     Config {
         services: BTreeMap::from([(VIP.to_string(), service)]),
         hosts: BTreeMap::from([
@@ -62,6 +64,7 @@ fn example(file: PathBuf, service: ServiceConfig, peer: &str) -> Config {
             ("localhost".to_string(), host("localhost", 1291, "genesis")),
         ]),
         file,
+        lookups: loaded.lookups.clone(),
     }
 }
 
@@ -74,7 +77,7 @@ async fn worked_example_master() {
     for name in ["lukretia.lua", "lukretia_table.lua"] {
         let file = fixture(name);
         let (config, hooks) = load(&file);
-        let expected = example(file, vip(&[], &["macbeth"]), "macbeth");
+        let expected = example(file, vip(&[], &["macbeth"]), "macbeth", &config);
         assert_eq!(config, expected, "{name}");
         assert_eq!(config.localhost().community, "genesis");
         assert_eq!(
@@ -98,7 +101,7 @@ async fn worked_example_slave() {
     for name in ["macbeth.lua", "macbeth_table.lua"] {
         let file = fixture(name);
         let (config, hooks) = load(&file);
-        let expected = example(file, vip(&["lukretia"], &[]), "lukretia");
+        let expected = example(file, vip(&["lukretia"], &[]), "lukretia", &config);
         assert_eq!(config, expected, "{name}");
         assert_eq!(
             call(&hooks, HookKind::Start).await,
@@ -164,12 +167,73 @@ fn every_setting() {
         gamma,
         localhost,
     ];
+    // Where each host's address comes from: its failhost address line, else
+    // the masters or slaves list naming it, else its failhost call.
+    let shown = file.display().to_string();
+    let at = |host: &str| config.lookups[host].at.clone();
+    for (host, line) in [
+        ("alpha", 11),
+        ("gamma", 19),
+        ("delta", 12),
+        ("epsilon", 21),
+        ("localhost", 22),
+    ] {
+        assert_eq!(at(host), format!("{shown}:{line}"), "{host}");
+    }
+    assert_eq!(
+        config.lookups["gamma"].addresses,
+        Ok(vec!["127.0.0.3:1291".parse().unwrap()])
+    );
+    assert_eq!(
+        config.lookups["localhost"].addresses,
+        Ok(vec!["127.0.0.2:1291".parse().unwrap()])
+    );
+    assert_eq!(
+        config.unused_hosts(),
+        [format!(
+            "{shown}:21: failhost \"epsilon\": no service has this host as a master or slave (misspelt there?)"
+        )]
+    );
     let expected = Config {
         services: BTreeMap::from([("www".into(), www), ("db".into(), db)]),
         hosts: hosts.into_iter().map(|h| (h.name.clone(), h)).collect(),
         file,
+        lookups: config.lookups.clone(),
     };
     assert_eq!(config, expected);
+}
+
+/// The typo of the finding: a master misspelt in the masters list while
+/// failhost spells it right. The load succeeds (failsh runs, the peer is
+/// UNRESOLVED); `unresolved` names the list's line, `unused_hosts` the
+/// failhost line of the right spelling.
+#[test]
+fn a_misspelt_master_is_unresolved_and_its_right_spelling_unused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("typo.lua");
+    std::fs::write(
+        &file,
+        "failhost(\"lukretia\", \"address\", \"127.0.0.1\")\n\
+         failsvc{ name = \"vip\", masters = { \"lukertia.invalid\" },\n\
+         \x20 start = function() return \"UP\" end, stop = function() return \"FAIL\" end }\n",
+    )
+    .unwrap();
+    let (config, _) = load(&file);
+    let shown = file.display();
+    let unresolved = config.unresolved();
+    assert_eq!(unresolved.len(), 1, "{unresolved:?}");
+    assert!(
+        unresolved[0].starts_with(&format!(
+            "{shown}:2: host \"lukertia.invalid\" does not resolve ("
+        )),
+        "{unresolved:?}"
+    );
+    assert_eq!(
+        config.unused_hosts(),
+        [format!(
+            "{shown}:1: failhost \"lukretia\": no service has this host as a master or slave (misspelt there?)"
+        )]
+    );
 }
 
 #[test]

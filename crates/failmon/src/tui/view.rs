@@ -22,6 +22,8 @@ fn state_style(state: &str) -> Style {
         "RECOVER" => Style::new().fg(Color::Yellow),
         "FAIL" | "failing" => Style::new().fg(Color::Red),
         "INDOUBT" => Style::new().fg(Color::Magenta),
+        // A configuration error (a peer name that does not resolve).
+        "UNRESOLVED" => Style::new().fg(Color::Red).add_modifier(Modifier::BOLD),
         _ => Style::new(),
     }
 }

@@ -150,8 +150,14 @@ fn apply(
             service.timeout = Some((seconds(one(values, what)?, what)?, at.to_string()));
         }
         ServiceKey::HookTimeout => service.hook_timeout = Some(seconds(one(values, what)?, what)?),
-        ServiceKey::Masters => service.masters = host_list(values)?,
-        ServiceKey::Slaves => service.slaves = host_list(values)?,
+        ServiceKey::Masters => {
+            service.masters = host_list(values)?;
+            service.masters_at = at.to_string();
+        }
+        ServiceKey::Slaves => {
+            service.slaves = host_list(values)?;
+            service.slaves_at = at.to_string();
+        }
         ServiceKey::Hook(kind) => {
             let hook = match one(values, what)? {
                 Value::Function(f) => HookRef::Function(Function::clone(f)),
@@ -175,16 +181,16 @@ fn apply(
 /// A host setting: its `failhost` subcommand and table key.
 const HOST_KEYS: [&str; 4] = ["address", "port", "protocol", "community"];
 
-fn failhost(draft: &mut Draft, _at: &str, args: Vec<Value>) -> Result<(), String> {
+fn failhost(draft: &mut Draft, at: &str, args: Vec<Value>) -> Result<(), String> {
     match args.as_slice() {
         [Value::Table(table)] => {
             let known: Vec<_> = ["name"].into_iter().chain(HOST_KEYS).collect();
             check_keys(table, &known)?;
-            let host = host(draft, &field(table, "name")?)?;
+            let host = host(draft, &field(table, "name")?, at)?;
             for key in HOST_KEYS {
                 let value = field(table, key)?;
                 if !value.is_nil() {
-                    apply_host(host, key, &value)?;
+                    apply_host(draft, &host, key, &value, at)?;
                 }
             }
             Ok(())
@@ -197,7 +203,8 @@ fn failhost(draft: &mut Draft, _at: &str, args: Vec<Value>) -> Result<(), String
                     HOST_KEYS.join(", ")
                 ));
             }
-            apply_host(host(draft, name)?, &key, value)
+            let host = host(draft, name, at)?;
+            apply_host(draft, &host, &key, value, at)
         }
         _ => {
             Err("expected failhost(HOST, SUBCOMMAND, VALUE) or failhost{ name = HOST, ... }".into())
@@ -205,16 +212,30 @@ fn failhost(draft: &mut Draft, _at: &str, args: Vec<Value>) -> Result<(), String
     }
 }
 
-fn host<'d>(draft: &'d mut Draft, name: &Value) -> Result<&'d mut HostConfig, String> {
+/// The name of the host a `failhost` call at `at` configures, which it
+/// declares if new.
+fn host(draft: &mut Draft, name: &Value, at: &str) -> Result<String, String> {
     let name = string(name, "the host name")?;
     check_name("host name", &name)?;
-    Ok(draft
+    draft
         .hosts
-        .entry(name)
-        .or_insert_with_key(|name| HostConfig::implicit(name)))
+        .entry(name.clone())
+        .or_insert_with_key(|name| HostConfig::implicit(name));
+    draft
+        .failhost_at
+        .entry(name.clone())
+        .or_insert_with(|| at.to_string());
+    Ok(name)
 }
 
-fn apply_host(host: &mut HostConfig, key: &str, value: &Value) -> Result<(), String> {
+fn apply_host(
+    draft: &mut Draft,
+    name: &str,
+    key: &str,
+    value: &Value,
+    at: &str,
+) -> Result<(), String> {
+    let host = draft.hosts.get_mut(name).expect("declared by host()");
     match key {
         "address" => {
             let address = string(value, "address")?;
@@ -227,6 +248,7 @@ fn apply_host(host: &mut HostConfig, key: &str, value: &Value) -> Result<(), Str
                 ));
             }
             host.address = address;
+            draft.address_at.insert(name.to_string(), at.to_string());
         }
         "port" => host.port = port(value)?,
         "protocol" => host.protocol = Protocol::from_str(&string(value, "protocol")?)?,

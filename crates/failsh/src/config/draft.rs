@@ -18,6 +18,10 @@ pub(super) struct Draft {
     pub(super) services: BTreeMap<String, ServiceDraft>,
     /// Hosts configured with `failhost`.
     pub(super) hosts: BTreeMap<String, HostConfig>,
+    /// Where each host was first configured with `failhost`.
+    pub(super) failhost_at: BTreeMap<String, String>,
+    /// Where each host's address was last set.
+    pub(super) address_at: BTreeMap<String, String>,
 }
 
 /// A service as declared so far. `at` fields are `file:line` of the call.
@@ -33,6 +37,9 @@ pub(super) struct ServiceDraft {
     pub(super) hook_timeout: Option<Duration>,
     pub(super) masters: Vec<String>,
     pub(super) slaves: Vec<String>,
+    /// Where the masters and the slaves were set.
+    pub(super) masters_at: String,
+    pub(super) slaves_at: String,
     pub(super) hooks: [Option<HookRef>; 4],
 }
 
@@ -57,6 +64,8 @@ impl ServiceDraft {
             hook_timeout: None,
             masters: Vec::new(),
             slaves: Vec::new(),
+            masters_at: String::new(),
+            slaves_at: String::new(),
             hooks: Default::default(),
         }
     }
@@ -69,9 +78,27 @@ impl Draft {
     /// Checks what the script declared and resolves hook names; errors are
     /// `file:line: message`, reported in the order the services were
     /// created.
-    pub(super) fn finish(self, lua: &Lua, file: &Path) -> Result<(Config, HookTable), String> {
+    /// Also returns where the config names each host's address (see
+    /// [`super::Lookup::at`]).
+    pub(super) fn finish(
+        self,
+        lua: &Lua,
+        file: &Path,
+    ) -> Result<(Config, HookTable, BTreeMap<String, String>), String> {
         let mut drafts: Vec<_> = self.services.into_iter().collect();
         drafts.sort_by_key(|(_, d)| d.seq);
+        let mut named_at = self.address_at;
+        for (_, d) in &drafts {
+            let lists = [(&d.masters, &d.masters_at), (&d.slaves, &d.slaves_at)];
+            for (list, at) in lists {
+                for host in list {
+                    named_at.entry(host.clone()).or_insert_with(|| at.clone());
+                }
+            }
+        }
+        for (host, at) in self.failhost_at {
+            named_at.entry(host).or_insert(at);
+        }
         let mut services = BTreeMap::new();
         let mut table = HookTable::new();
         for (name, draft) in drafts {
@@ -94,8 +121,9 @@ impl Draft {
             services,
             hosts,
             file: file.to_path_buf(),
+            lookups: BTreeMap::new(),
         };
-        Ok((config, table))
+        Ok((config, table, named_at))
     }
 }
 
