@@ -11,6 +11,8 @@ pub mod engine;
 pub mod hooks;
 pub mod listen;
 pub mod monitor;
+pub mod slots;
+pub mod unread;
 
 mod startup;
 
