@@ -368,6 +368,7 @@ impl Session {
         }
         if !matches!(&first, Line::Text(c) if same_secret(c, &self.port.community)) {
             self.port.denied(self.peer);
+            self.slot.penalize();
             tokio::time::sleep(PENALTY).await;
             return send(&mut self.writer, "ERR denied\n").await;
         }

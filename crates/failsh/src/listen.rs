@@ -65,6 +65,13 @@ impl Slot {
         self.with(|t| t.unstall(self.id));
     }
 
+    /// The client gave a wrong community and waits out its penalty: never
+    /// pushed out by a newcomer from its own address (which would end the
+    /// penalty early), but by others as a stalled client.
+    pub fn penalize(&self) {
+        self.with(|t| t.penalize(self.id, Instant::now()));
+    }
+
     /// The client proved who it is: never pushed out for a newcomer.
     pub fn trust(&self) {
         self.with(|t| t.trust(self.id));
