@@ -22,11 +22,16 @@
 //! [`WRITE_LIMIT`]; the log it follows drops lines for it rather than wait.
 //! A bad line is answered with `ERR` and changes nothing.
 //!
-//! Nor can anyone lock the port or guess the community fast: until it gave
-//! the community a client may be pushed out for a newcomer, and a wrong
-//! community is answered only after [`PENALTY`], then closed — one guess
-//! per connection, so about one a second per slot, the slot held (and
-//! counted against the guesser's address) all the while.
+//! Nor can anyone lock the port or guess the community fast. Until it gave
+//! the community a client may be pushed out for a newcomer. A community is
+//! only compared once one of [`GUESSES`] tokens is free (first come, first
+//! served); the right one gives its token back at once, a wrong one keeps
+//! it for [`PENALTY`] — even if the client leaves or is pushed out — and is
+//! answered after that delay, then closed, its slot held (and counted
+//! against its address) all the while. So at most [`GUESSES`] wrong
+//! communities are tried per [`PENALTY`], whatever the number of
+//! connections or addresses, and the right one waits for at most about
+//! one penalty.
 
 use std::io;
 use std::net::SocketAddr;
@@ -39,6 +44,7 @@ use failover_daemon::logging::{LEVEL_NAMES, LogControl, LogItem, parse_level};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::level_filters::LevelFilter;
@@ -57,8 +63,12 @@ pub const MAX_LINE: usize = 512;
 /// Debug clients served at once, in all and per address (an IPv6 /64); a
 /// newcomer that finds no room pushes out one that has not given the
 /// community for [`GRACE`], or else is told `ERR busy` and closed.
+///
+/// Many more slots than guess tokens ([`GUESSES`]): slots only bound the
+/// clients waiting, tokens bound guessing; guessers from few addresses
+/// cannot fill the slots, so the right community finds one.
 pub const LIMITS: Limits = Limits {
-    max: 8,
+    max: 32,
     per_source: 4,
     grace: GRACE,
 };
@@ -67,9 +77,12 @@ pub const LIMITS: Limits = Limits {
 const GRACE: Duration = Duration::from_millis(250);
 /// Time a client has to send the community.
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
-/// A wrong community is answered (and the connection closed) this late, so
-/// that guessing runs at about one guess a second per slot.
+/// A wrong community is answered (and the connection closed) this late,
+/// and holds its guess token this long.
 pub const PENALTY: Duration = Duration::from_secs(1);
+/// Communities compared at once, a wrong one counting for [`PENALTY`]: the
+/// bound on guesses per [`PENALTY`].
+pub const GUESSES: usize = 8;
 /// A client that sends no command for this long is closed (not while it
 /// follows the log).
 pub const IDLE_LIMIT: Duration = Duration::from_secs(600);
@@ -193,6 +206,9 @@ struct Port {
     community: String,
     shutdown: CancellationToken,
     denied: Mutex<Throttle>,
+    /// See [`GUESSES`]; tokio's semaphore is fair, so a waiting client is
+    /// served in turn.
+    guesses: Arc<Semaphore>,
 }
 
 /// Rate limit of the wrong-community warning.
@@ -235,6 +251,7 @@ pub async fn serve(
         community,
         shutdown: shutdown.clone(),
         denied: Mutex::new(Throttle::default()),
+        guesses: Arc::new(Semaphore::new(GUESSES)),
     });
     let busy = format!(
         "ERR busy: {} debug clients already ({} per address)\n",
@@ -366,12 +383,21 @@ impl Session {
             debug!(target: "monitor", "debug port: {} left without a community", self.peer);
             return Ok(());
         }
+        let Ok(token) = self.port.guesses.clone().acquire_owned().await else {
+            return Ok(()); // never closed
+        };
         if !matches!(&first, Line::Text(c) if same_secret(c, &self.port.community)) {
             self.port.denied(self.peer);
-            self.slot.penalize();
+            // The token is held for the whole penalty even if this session
+            // ends sooner (the client leaves, or is pushed out).
+            tokio::spawn(async move {
+                tokio::time::sleep(PENALTY).await;
+                drop(token);
+            });
             tokio::time::sleep(PENALTY).await;
             return send(&mut self.writer, "ERR denied\n").await;
         }
+        drop(token);
         self.slot.trust();
         debug!(target: "monitor", "debug port: {} connected", self.peer);
         let greeting = format!(

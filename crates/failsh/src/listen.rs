@@ -65,13 +65,6 @@ impl Slot {
         self.with(|t| t.unstall(self.id));
     }
 
-    /// The client gave a wrong community and waits out its penalty: never
-    /// pushed out by a newcomer from its own address (which would end the
-    /// penalty early), but by others as a stalled client.
-    pub fn penalize(&self) {
-        self.with(|t| t.penalize(self.id, Instant::now()));
-    }
-
     /// The client proved who it is: never pushed out for a newcomer.
     pub fn trust(&self) {
         self.with(|t| t.trust(self.id));
@@ -108,10 +101,11 @@ pub async fn accept_loop<F, Fut>(
             },
         };
         let ended = CancellationToken::new();
-        let admitted = table
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .admit(Source::of(peer.ip()), Instant::now(), ended.clone());
+        let admitted = table.lock().unwrap_or_else(PoisonError::into_inner).admit(
+            Source::of(peer.ip()),
+            Instant::now(),
+            ended.clone(),
+        );
         let id = match admitted {
             Ok((id, evicted)) => {
                 if let Some(out) = evicted {
@@ -123,8 +117,12 @@ pub async fn accept_loop<F, Fut>(
             Err(why) => {
                 let limits = port.limits;
                 match why {
-                    Refused::Full => debug!(target: "monitor", "{what} port: {peer} turned away: {} clients already, none stalled", limits.max),
-                    Refused::SourceFull => debug!(target: "monitor", "{what} port: {peer} turned away: {} clients from its address already", limits.per_source),
+                    Refused::Full => {
+                        debug!(target: "monitor", "{what} port: {peer} turned away: {} clients already, none stalled", limits.max)
+                    }
+                    Refused::SourceFull => {
+                        debug!(target: "monitor", "{what} port: {peer} turned away: {} clients from its address already", limits.per_source)
+                    }
                 }
                 if let Some(msg) = &port.busy {
                     // Never waits: the client may not read.
@@ -191,16 +189,21 @@ mod tests {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let hold = CancellationToken::new();
         let (h, s) = (hold.clone(), shutdown.clone());
-        tokio::spawn(accept_loop(listener, port(Duration::ZERO), s, move |stream, _, _| {
-            let tx = tx.clone();
-            let hold = h.clone();
-            async move {
-                let probed = getsockopt(&stream, sockopt::KeepAlive).unwrap()
-                    && getsockopt(&stream, sockopt::TcpKeepIdle).unwrap() == IDLE_BEFORE_PROBES;
-                tx.send(probed).unwrap();
-                hold.cancelled().await; // keep the one slot taken
-            }
-        }));
+        tokio::spawn(accept_loop(
+            listener,
+            port(Duration::ZERO),
+            s,
+            move |stream, _, _| {
+                let tx = tx.clone();
+                let hold = h.clone();
+                async move {
+                    let probed = getsockopt(&stream, sockopt::KeepAlive).unwrap()
+                        && getsockopt(&stream, sockopt::TcpKeepIdle).unwrap() == IDLE_BEFORE_PROBES;
+                    tx.send(probed).unwrap();
+                    hold.cancelled().await; // keep the one slot taken
+                }
+            },
+        ));
         let _first = TcpStream::connect(addr).await.unwrap();
         assert_eq!(rx.recv().await, Some(true));
         // Over the cap, nobody stalled: told so and closed.
@@ -241,7 +244,9 @@ mod tests {
         let mut newcomer = TcpStream::connect(addr).await.unwrap();
         rx.recv().await.unwrap();
         assert_eq!(answer(staller).await, "", "the staller is closed");
-        tokio::io::AsyncWriteExt::write_all(&mut newcomer, b"x").await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut newcomer, b"x")
+            .await
+            .unwrap();
         let mut hello = [0u8; 6];
         newcomer.read_exact(&mut hello).await.unwrap();
         assert_eq!(&hello, b"hello\n");

@@ -64,7 +64,16 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>, shutdown: Cancell
 }
 
 /// Pushes snapshots to one client until it goes away or falls behind.
-async fn push(mut stream: TcpStream, peer: SocketAddr, slot: Slot, engine: Arc<Engine>) {
+async fn push(stream: TcpStream, peer: SocketAddr, slot: Slot, engine: Arc<Engine>) {
+    let (mut read, mut write) = stream.into_split();
+    // Clients send nothing: what they send is read and ignored, and the end
+    // of it means the client left — its slot is free at once, not after the
+    // next push or two fail.
+    let gone = async move {
+        let mut scratch = [0u8; 512];
+        while matches!(read.read(&mut scratch).await, Ok(n) if n > 0) {}
+    };
+    tokio::pin!(gone);
     let mut changes = engine.subscribe();
     changes.mark_unchanged();
     let mut reason = Reason::Connect;
@@ -80,7 +89,7 @@ async fn push(mut stream: TcpStream, peer: SocketAddr, slot: Slot, engine: Arc<E
             }
         };
         line.push('\n');
-        if advertised(&stream).is_some_and(|now| window.behind(now, last_push)) {
+        if advertised(write.as_ref()).is_some_and(|now| window.behind(now, last_push)) {
             slot.stalled();
             let since = *behind_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= WRITE_LIMIT {
@@ -92,7 +101,7 @@ async fn push(mut stream: TcpStream, peer: SocketAddr, slot: Slot, engine: Arc<E
             behind_since = None;
         }
         if !matches!(
-            timeout(WRITE_LIMIT, stream.write_all(line.as_bytes())).await,
+            timeout(WRITE_LIMIT, write.write_all(line.as_bytes())).await,
             Ok(Ok(()))
         ) {
             debug!(target: "monitor", "monitor port: {peer} dropped: a snapshot not taken within {WRITE_LIMIT:?}");
@@ -101,13 +110,17 @@ async fn push(mut stream: TcpStream, peer: SocketAddr, slot: Slot, engine: Arc<E
         last_push = line.len();
         let sent = Instant::now();
         reason = tokio::select! {
+            _ = &mut gone => return,
             r = changes.changed() => match r {
                 Ok(()) => Reason::Change,
                 Err(_) => return,
             },
             _ = tokio::time::sleep_until(sent + REFRESH) => Reason::Refresh,
         };
-        tokio::time::sleep_until(sent + MIN_GAP).await;
+        tokio::select! {
+            _ = &mut gone => return,
+            _ = tokio::time::sleep_until(sent + MIN_GAP) => {}
+        }
         changes.mark_unchanged(); // the next snapshot includes them
     }
 }

@@ -18,10 +18,7 @@
 //!    another source.
 //!
 //! Otherwise the newcomer is refused. Trusted clients (a debug client that
-//! gave the community) are never pushed out. A penalized client (a debug
-//! client serving its wrong-community delay) is never pushed out by a
-//! newcomer from its own source: were it, a guesser could end its own
-//! delays early by reconnecting, and guess faster than the delay allows.
+//! gave the community) are never pushed out.
 //!
 //! Pure logic: time comes in as arguments, and the payload (what ends an
 //! evicted client's session) is the caller's.
@@ -77,7 +74,6 @@ struct Holder<T> {
     since: Instant,
     stalled_since: Option<Instant>,
     trusted: bool,
-    penalized: bool,
     payload: T,
 }
 
@@ -160,13 +156,13 @@ impl<T> Slots<T> {
         let source_full = own >= self.limits.per_source;
         let full = self.holders.len() >= self.limits.max;
         let evicted = if source_full || full {
-            let (victim, why) = self
-                .victim(source, own, source_full, now)
-                .ok_or(if source_full {
-                    Refused::SourceFull
-                } else {
-                    Refused::Full
-                })?;
+            let (victim, why) =
+                self.victim(source, own, source_full, now)
+                    .ok_or(if source_full {
+                        Refused::SourceFull
+                    } else {
+                        Refused::Full
+                    })?;
             let h = self.holders.remove(&victim).expect("victim is held");
             Some(Evicted {
                 source: h.source,
@@ -185,19 +181,23 @@ impl<T> Slots<T> {
                 since: now,
                 stalled_since: None,
                 trusted: false,
-                penalized: false,
                 payload,
             },
         );
         Ok((id, evicted))
     }
 
-    fn victim(&self, source: Source, own: usize, source_full: bool, now: Instant) -> Option<(Id, Why)> {
+    fn victim(
+        &self,
+        source: Source,
+        own: usize,
+        source_full: bool,
+        now: Instant,
+    ) -> Option<(Id, Why)> {
         let candidates = || {
             self.holders
                 .iter()
-                .filter(move |(_, h)| !h.trusted && !(h.penalized && h.source == source))
-                .filter(move |(_, h)| !source_full || h.source == source)
+                .filter(move |(_, h)| !h.trusted && (!source_full || h.source == source))
         };
         let stalled = candidates()
             .filter_map(|(&id, h)| Some((h.stalled_since?, id)))
@@ -240,15 +240,6 @@ impl<T> Slots<T> {
     pub fn unstall(&mut self, id: Id) {
         if let Some(h) = self.holders.get_mut(&id) {
             h.stalled_since = None;
-        }
-    }
-
-    /// `id` serves a penalty from `now` on: stalled from then (whatever it
-    /// was before), and never pushed out by its own source.
-    pub fn penalize(&mut self, id: Id, now: Instant) {
-        if let Some(h) = self.holders.get_mut(&id) {
-            h.penalized = true;
-            h.stalled_since = Some(now);
         }
     }
 
@@ -344,7 +335,10 @@ mod tests {
         // limit only pushes out its own.
         s.stall(2, ms(t0, 3));
         let (c, out) = s.admit(src(1), ms(t0, 1000), "new").unwrap();
-        assert_eq!(out.map(|e| (e.payload, e.why)), Some(("a", Why::SourceFull)));
+        assert_eq!(
+            out.map(|e| (e.payload, e.why)),
+            Some(("a", Why::SourceFull))
+        );
         s.stall(c, ms(t0, 1000));
         // Its own stalled one goes first.
         let (_, out) = s.admit(src(1), ms(t0, 2000), "newer").unwrap();
@@ -354,27 +348,6 @@ mod tests {
         let (d, _) = s.admit(src(1), ms(t0, 3000), "x").unwrap();
         s.trust(d);
         assert_eq!(s.admit(src(1), ms(t0, 4000), "y"), Err(Refused::SourceFull));
-    }
-
-    #[test]
-    fn a_penalized_client_makes_way_only_for_other_sources() {
-        let t0 = Instant::now();
-        let mut s = Slots::new(LIMITS);
-        let (guess, _) = s.admit(src(1), t0, "guess").unwrap();
-        s.stall(guess, t0);
-        s.penalize(guess, ms(t0, 500));
-        let (other, _) = s.admit(src(1), ms(t0, 600), "other").unwrap();
-        // Source 1 at its limit: its newcomer may push out "other" (the
-        // oldest it may touch), never the penalized guess.
-        let (_, out) = s.admit(src(1), ms(t0, 2000), "again").unwrap();
-        assert_eq!(out.map(|e| e.payload), Some("other"));
-        s.release(other);
-        s.admit(src(2), ms(t0, 2000), "b").unwrap();
-        s.admit(src(3), ms(t0, 2000), "c").unwrap();
-        // Full: another source's newcomer takes the penalized slot (the
-        // penalty counts from 500 ms: past the grace at 2 s).
-        let (_, out) = s.admit(src(4), ms(t0, 2000), "d").unwrap();
-        assert_eq!(out.map(|e| (e.payload, e.why)), Some(("guess", Why::Stalled)));
     }
 
     #[test]
