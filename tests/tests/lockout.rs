@@ -109,8 +109,12 @@ where
         match timeout(Duration::from_secs(20), attempt()).await {
             Ok(Ok(())) => took.push(t0.elapsed()),
             Ok(Err(e)) => {
-                std::fs::write("/tmp/lockout-failsh.log", log()).unwrap();
-                panic!("{what}: a legitimate client was not served: {e}")
+                let log = log();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                panic!(
+                    "{what}: a legitimate client was not served: {e}\nfailsh's log, last lines first:\n{}",
+                    tail.join("\n")
+                )
             }
             Err(_) => panic!("{what}: a legitimate client waited 20 s"),
         }
