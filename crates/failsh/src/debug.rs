@@ -30,8 +30,8 @@
 //! answered after that delay, then closed, its slot held (and counted
 //! against its address) all the while. So at most [`GUESSES`] wrong
 //! communities are tried per [`PENALTY`], whatever the number of
-//! connections or addresses, and the right one waits for at most about
-//! one penalty.
+//! connections or addresses; the right one waits its turn behind the
+//! guesses queued before it (an eighth of a penalty each).
 
 use std::io;
 use std::net::SocketAddr;
