@@ -17,10 +17,21 @@
 //!
 //! Nothing a client does can crash or stall failsh: the community must come
 //! within [`AUTH_TIMEOUT`], lines are at most [`MAX_LINE`] bytes, at most
-//! [`MAX_CLIENTS`] are served at once, an idle client is dropped after
-//! [`IDLE_LIMIT`] and one that stops reading after [`WRITE_LIMIT`]; the log
-//! it follows drops lines for it rather than wait. A bad line is answered
-//! with `ERR` and changes nothing.
+//! [`LIMITS`] clients are served at once (in all and per address), an idle
+//! client is dropped after [`IDLE_LIMIT`] and one that stops reading after
+//! [`WRITE_LIMIT`]; the log it follows drops lines for it rather than wait.
+//! A bad line is answered with `ERR` and changes nothing.
+//!
+//! Nor can anyone lock the port or guess the community fast. Until it gave
+//! the community a client may be pushed out for a newcomer. A community is
+//! only compared once one of [`GUESSES`] tokens is free (first come, first
+//! served); the right one gives its token back at once, a wrong one keeps
+//! it for [`PENALTY`] — even if the client leaves or is pushed out — and is
+//! answered after that delay, then closed, its slot held (and counted
+//! against its address) all the while. So at most [`GUESSES`] wrong
+//! communities are tried per [`PENALTY`], whatever the number of
+//! connections or addresses; the right one waits its turn behind the
+//! guesses queued before it (an eighth of a penalty each).
 
 use std::io;
 use std::net::SocketAddr;
@@ -33,6 +44,7 @@ use failover_daemon::logging::{LEVEL_NAMES, LogControl, LogItem, parse_level};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 use tracing::level_filters::LevelFilter;
@@ -40,17 +52,37 @@ use tracing::{debug, info, warn};
 
 use crate::cli::Facility;
 use crate::engine::Engine;
-use crate::listen::accept_loop;
+use crate::listen::{Slot, accept_loop};
+use crate::slots::Limits;
 
 /// The protocol's version, in the greeting.
 pub const PROTOCOL: u32 = 1;
 /// Longest line a client may send, community included (bytes, without the
 /// newline); a longer one closes the connection.
 pub const MAX_LINE: usize = 512;
-/// Debug clients served at once; more are told `ERR busy` and closed.
-pub const MAX_CLIENTS: usize = 8;
+/// Debug clients served at once, in all and per address (an IPv6 /64); a
+/// newcomer that finds no room pushes out one that has not given the
+/// community for [`GRACE`], or else is told `ERR busy` and closed.
+///
+/// Many more slots than guess tokens ([`GUESSES`]): slots only bound the
+/// clients waiting, tokens bound guessing; guessers from few addresses
+/// cannot fill the slots, so the right community finds one.
+pub const LIMITS: Limits = Limits {
+    max: 32,
+    per_source: 4,
+    grace: GRACE,
+};
+/// How long a client may take to give the community before a newcomer may
+/// push it out.
+const GRACE: Duration = Duration::from_millis(250);
 /// Time a client has to send the community.
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
+/// A wrong community is answered (and the connection closed) this late,
+/// and holds its guess token this long.
+pub const PENALTY: Duration = Duration::from_secs(1);
+/// Communities compared at once, a wrong one counting for [`PENALTY`]: the
+/// bound on guesses per [`PENALTY`].
+pub const GUESSES: usize = 8;
 /// A client that sends no command for this long is closed (not while it
 /// follows the log).
 pub const IDLE_LIMIT: Duration = Duration::from_secs(600);
@@ -174,6 +206,9 @@ struct Port {
     community: String,
     shutdown: CancellationToken,
     denied: Mutex<Throttle>,
+    /// See [`GUESSES`]; tokio's semaphore is fair, so a waiting client is
+    /// served in turn.
+    guesses: Arc<Semaphore>,
 }
 
 /// Rate limit of the wrong-community warning.
@@ -216,23 +251,26 @@ pub async fn serve(
         community,
         shutdown: shutdown.clone(),
         denied: Mutex::new(Throttle::default()),
+        guesses: Arc::new(Semaphore::new(GUESSES)),
     });
-    accept_loop(
-        listener,
-        "debug",
-        MAX_CLIENTS,
-        Some(format!("ERR busy: {MAX_CLIENTS} debug clients already\n")),
-        shutdown,
-        move |stream, peer| {
-            let port = port.clone();
-            async move {
-                match Session::new(stream, peer, port).run().await {
-                    Ok(()) => debug!(target: "monitor", "debug port: {peer} closed"),
-                    Err(e) => debug!(target: "monitor", "debug port: {peer} dropped: {e}"),
-                }
+    let busy = format!(
+        "ERR busy: {} debug clients already ({} per address)\n",
+        LIMITS.max, LIMITS.per_source
+    );
+    let limits = crate::listen::Port {
+        what: "debug",
+        limits: LIMITS,
+        busy: Some(busy),
+    };
+    accept_loop(listener, limits, shutdown, move |stream, peer, slot| {
+        let port = port.clone();
+        async move {
+            match Session::new(stream, peer, slot, port).run().await {
+                Ok(()) => debug!(target: "monitor", "debug port: {peer} closed"),
+                Err(e) => debug!(target: "monitor", "debug port: {peer} dropped: {e}"),
             }
-        },
-    )
+        }
+    })
     .await;
 }
 
@@ -302,6 +340,7 @@ async fn send(writer: &mut OwnedWriteHalf, text: &str) -> io::Result<()> {
 /// One client's connection.
 struct Session {
     peer: SocketAddr,
+    slot: Slot,
     reader: LineReader,
     writer: OwnedWriteHalf,
     port: Arc<Port>,
@@ -315,10 +354,11 @@ enum Event {
 }
 
 impl Session {
-    fn new(stream: TcpStream, peer: SocketAddr, port: Arc<Port>) -> Session {
+    fn new(stream: TcpStream, peer: SocketAddr, slot: Slot, port: Arc<Port>) -> Session {
         let (read, writer) = stream.into_split();
         Session {
             peer,
+            slot,
             reader: LineReader {
                 inner: BufReader::new(read),
                 buf: Vec::new(),
@@ -329,6 +369,8 @@ impl Session {
     }
 
     async fn run(mut self) -> io::Result<()> {
+        // Owes the community; stays so through a wrong one's penalty.
+        self.slot.stalled();
         let first = match timeout(AUTH_TIMEOUT, self.reader.next()).await {
             Ok(line) => line?,
             Err(_) => {
@@ -341,10 +383,22 @@ impl Session {
             debug!(target: "monitor", "debug port: {} left without a community", self.peer);
             return Ok(());
         }
+        let Ok(token) = self.port.guesses.clone().acquire_owned().await else {
+            return Ok(()); // never closed
+        };
         if !matches!(&first, Line::Text(c) if same_secret(c, &self.port.community)) {
             self.port.denied(self.peer);
+            // The token is held for the whole penalty even if this session
+            // ends sooner (the client leaves, or is pushed out).
+            tokio::spawn(async move {
+                tokio::time::sleep(PENALTY).await;
+                drop(token);
+            });
+            tokio::time::sleep(PENALTY).await;
             return send(&mut self.writer, "ERR denied\n").await;
         }
+        drop(token);
+        self.slot.trust();
         debug!(target: "monitor", "debug port: {} connected", self.peer);
         let greeting = format!(
             "OK failsh {} debug port, protocol {PROTOCOL} (try 'help')\n",

@@ -13,6 +13,8 @@ pub mod hooks;
 pub mod listen;
 pub mod monitor;
 mod reload;
+pub mod slots;
+pub mod unread;
 
 mod startup;
 

@@ -1,15 +1,18 @@
-//! The accept loop every failsh port shares (monitor, metrics, debug): a
-//! cap on clients served at once, and nothing a client does can stop it.
+//! The accept loop every failsh port shares (monitor, metrics, debug): the
+//! clients served at once are bounded, in all and per address, a newcomer
+//! pushes out a client that stalled rather than be refused
+//! ([`crate::slots`] decides whom), and nothing a client does can stop it.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
+
+use crate::slots::{Id, Limits, Refused, Slots, Source};
 
 /// Probes an idle client after this long, then every [`PROBE_EVERY`];
 /// [`PROBES`] unanswered probes end the connection. A client whose host
@@ -27,21 +30,63 @@ fn keepalive(stream: &TcpStream) -> nix::Result<()> {
     setsockopt(stream, sockopt::TcpKeepCount, &PROBES)
 }
 
-/// Accepts connections until shutdown and runs `handle` for each, at most
-/// `max` at once; a client over the cap gets `busy` (if any, best effort)
-/// and is closed. Every handler ends at shutdown.
+/// One port's name (for the log), bounds and busy answer.
+pub struct Port {
+    pub what: &'static str,
+    pub limits: Limits,
+    /// Told (best effort) to a client turned away.
+    pub busy: Option<String>,
+}
+
+type Table = Arc<Mutex<Slots<CancellationToken>>>;
+
+/// A client's hold on its slot: the session tells the table when the
+/// client owes the port something (see [`crate::slots`]).
+#[derive(Clone)]
+pub struct Slot {
+    id: Id,
+    table: Table,
+}
+
+impl Slot {
+    fn with<R>(&self, f: impl FnOnce(&mut Slots<CancellationToken>) -> R) -> R {
+        f(&mut self.table.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The client owes the port something from now on (a request, or
+    /// reading what it was sent); kept from the first call until
+    /// [`Slot::progressing`].
+    pub fn stalled(&self) {
+        self.with(|t| t.stall(self.id, Instant::now()));
+    }
+
+    /// The client owes the port nothing.
+    pub fn progressing(&self) {
+        self.with(|t| t.unstall(self.id));
+    }
+
+    /// The client proved who it is: never pushed out for a newcomer.
+    pub fn trust(&self) {
+        self.with(|t| t.trust(self.id));
+    }
+}
+
+/// Accepts connections until shutdown and runs `handle` for each, within
+/// `port.limits`; a newcomer that finds no room pushes out a client that
+/// stalled or crowds the port (see [`crate::slots`]), or else gets
+/// `port.busy` and is closed. Every handler ends at shutdown, or when its
+/// client is pushed out.
 pub async fn accept_loop<F, Fut>(
     listener: TcpListener,
-    what: &'static str,
-    max: usize,
-    busy: Option<String>,
+    port: Port,
     shutdown: CancellationToken,
     handle: F,
 ) where
-    F: Fn(TcpStream, SocketAddr) -> Fut,
+    F: Fn(TcpStream, SocketAddr, Slot) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let slots = Arc::new(Semaphore::new(max));
+    let what = port.what;
+    let table: Table = Arc::new(Mutex::new(Slots::new(port.limits)));
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -55,25 +100,57 @@ pub async fn accept_loop<F, Fut>(
                 }
             },
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            debug!(target: "monitor", "{what} port: {peer} turned away: {max} clients already");
-            if let Some(msg) = &busy {
-                // Never waits: the client may not read.
-                let _ = stream.try_write(msg.as_bytes());
+        let ended = CancellationToken::new();
+        let admitted = table.lock().unwrap_or_else(PoisonError::into_inner).admit(
+            Source::of(peer.ip()),
+            Instant::now(),
+            ended.clone(),
+        );
+        let id = match admitted {
+            Ok((id, evicted)) => {
+                if let Some(out) = evicted {
+                    debug!(target: "monitor", "{what} port: a client from {} pushed out for {peer}: {}", out.source, out.why);
+                    out.payload.cancel();
+                }
+                id
             }
-            continue;
+            Err(why) => {
+                let limits = port.limits;
+                match why {
+                    Refused::Full => {
+                        debug!(target: "monitor", "{what} port: {peer} turned away: {} clients already, none stalled", limits.max)
+                    }
+                    Refused::SourceFull => {
+                        debug!(target: "monitor", "{what} port: {peer} turned away: {} clients from its address already", limits.per_source)
+                    }
+                }
+                if let Some(msg) = &port.busy {
+                    // Never waits: the client may not read.
+                    let _ = stream.try_write(msg.as_bytes());
+                }
+                continue;
+            }
         };
         if let Err(e) = keepalive(&stream) {
             debug!(target: "monitor", "{what} port: {peer}: no TCP keepalive: {e}");
         }
-        let session = handle(stream, peer);
+        let slot = Slot {
+            id,
+            table: table.clone(),
+        };
+        let session = handle(stream, peer, slot);
         let shutdown = shutdown.clone();
+        let table = table.clone();
         tokio::spawn(async move {
-            let _slot = slot;
             tokio::select! {
                 _ = shutdown.cancelled() => {}
+                _ = ended.cancelled() => {}
                 _ = session => {}
             }
+            table
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .release(id);
         });
     }
 }
@@ -82,6 +159,27 @@ pub async fn accept_loop<F, Fut>(
 mod tests {
     use super::*;
     use nix::sys::socket::{getsockopt, sockopt};
+    use tokio::io::AsyncReadExt;
+
+    /// One slot; the per-address limit out of the way (all clients come
+    /// from 127.0.0.1; `crate::slots` tests it).
+    fn port(grace: Duration) -> Port {
+        Port {
+            what: "test",
+            limits: Limits {
+                max: 1,
+                per_source: 2,
+                grace,
+            },
+            busy: Some("busy\n".into()),
+        }
+    }
+
+    async fn answer(mut s: TcpStream) -> String {
+        let mut text = String::new();
+        s.read_to_string(&mut text).await.unwrap();
+        text
+    }
 
     #[tokio::test]
     async fn accepted_clients_are_probed_and_capped() {
@@ -93,11 +191,9 @@ mod tests {
         let (h, s) = (hold.clone(), shutdown.clone());
         tokio::spawn(accept_loop(
             listener,
-            "test",
-            1,
-            Some("busy\n".into()),
+            port(Duration::ZERO),
             s,
-            move |stream, _| {
+            move |stream, _, _| {
                 let tx = tx.clone();
                 let hold = h.clone();
                 async move {
@@ -110,14 +206,53 @@ mod tests {
         ));
         let _first = TcpStream::connect(addr).await.unwrap();
         assert_eq!(rx.recv().await, Some(true));
-        // Over the cap: told so and closed.
-        let mut second = TcpStream::connect(addr).await.unwrap();
-        let mut answer = String::new();
-        tokio::io::AsyncReadExt::read_to_string(&mut second, &mut answer)
+        // Over the cap, nobody stalled: told so and closed.
+        let second = TcpStream::connect(addr).await.unwrap();
+        assert_eq!(answer(second).await, "busy\n");
+        hold.cancel();
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_stalled_client_is_pushed_out_for_a_newcomer() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(accept_loop(
+            listener,
+            port(Duration::ZERO),
+            shutdown.clone(),
+            move |mut stream, _, slot| {
+                let tx = tx.clone();
+                async move {
+                    // Owes a line; says hello once it came.
+                    slot.stalled();
+                    tx.send(()).unwrap();
+                    let mut b = [0u8; 1];
+                    if matches!(stream.read(&mut b).await, Ok(1)) {
+                        slot.progressing();
+                        let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, b"hello\n").await;
+                    }
+                    std::future::pending::<()>().await;
+                }
+            },
+        ));
+        let staller = TcpStream::connect(addr).await.unwrap();
+        rx.recv().await.unwrap();
+        // A newcomer takes the stalled client's slot (no grace here).
+        let mut newcomer = TcpStream::connect(addr).await.unwrap();
+        rx.recv().await.unwrap();
+        assert_eq!(answer(staller).await, "", "the staller is closed");
+        tokio::io::AsyncWriteExt::write_all(&mut newcomer, b"x")
             .await
             .unwrap();
-        assert_eq!(answer, "busy\n");
-        hold.cancel();
+        let mut hello = [0u8; 6];
+        newcomer.read_exact(&mut hello).await.unwrap();
+        assert_eq!(&hello, b"hello\n");
+        // The newcomer no longer owes anything: the next one is refused.
+        let third = TcpStream::connect(addr).await.unwrap();
+        assert_eq!(answer(third).await, "busy\n");
         shutdown.cancel();
     }
 }

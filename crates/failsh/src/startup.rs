@@ -131,6 +131,11 @@ fn prepare(cli: &mut Cli) -> Result<Prepared> {
 
 fn run(cli: &Cli, prepared: Prepared, log: LogControl, ready: &mut Ready) -> Result<()> {
     let _pid = cli.pid_file.as_deref().map(PidFile::create).transpose()?;
+    // The ports' clients, hooks and faild connections all need descriptors;
+    // the ports' caps (see `monitor::LIMITS`, `debug::LIMITS`) stay well
+    // below even the usual 1,024, and a full table only delays accepts.
+    let fd_limit = daemon::raise_fd_limit();
+    tracing::debug!("open-file limit {fd_limit}");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
