@@ -5,13 +5,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use failover::proto::{ErrorCode, MAX_UDP_REPLY, Op, Reply, Request};
+use failover::auth::Seal;
+use failover::proto::{ErrorCode, Header, MAX_UDP_REPLY, Op, Reply};
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
+use crate::access::{Admitted, Refused};
 use crate::store::Store;
 
 /// Most changes waiting for the disk at once per socket; a datagram beyond
@@ -47,35 +49,30 @@ pub async fn serve(
         // Only a datagram that looks like ours gets an answer; with replies
         // capped (see `reply_to`), faild is no use for reflecting traffic at
         // a forged source address.
-        if !datagram.starts_with(b"FAIL/") {
+        if !(datagram.starts_with(b"FAIL/") || datagram.starts_with(b"AUTH/")) {
             debug!(target: "proto", "{peer}: ignored a {n}-byte datagram that is not a request");
             continue;
         }
-        let request = match datagram.strip_suffix(b"\n").unwrap_or(datagram) {
-            one if one.contains(&b'\n') => Err(Reply::error(
-                None,
-                ErrorCode::BadRequest,
-                "one request per datagram",
-            )),
-            one => Request::parse(one).map_err(Reply::Error),
+        let admitted = match datagram.strip_suffix(b"\n").unwrap_or(datagram) {
+            one if one.contains(&b'\n') => Err(Refused {
+                reply: Reply::error(None, ErrorCode::BadRequest, "one request per datagram"),
+                seal: None,
+                auth: None,
+            }),
+            one => store.admit(one, peer),
         };
-        let req = match request {
-            Ok(req) => req,
-            Err(reply) => {
-                reply_to(&socket, peer, &reply, n).await;
+        let (req, seal) = match admitted {
+            Ok(Admitted { request, seal }) => (request, seal),
+            Err(Refused { reply, seal, .. }) => {
+                reply_to(&socket, peer, &reply, n, seal.as_ref()).await;
                 continue;
             }
         };
         match &req.op {
             Op::List => {
                 let msg = "LIST is served over TCP only (its reply can be large)";
-                reply_to(
-                    &socket,
-                    peer,
-                    &Reply::error(Some(req.id), ErrorCode::TooBig, msg),
-                    n,
-                )
-                .await;
+                let reply = Reply::error(Some(req.id), ErrorCode::TooBig, msg);
+                reply_to(&socket, peer, &reply, n, seal.as_ref()).await;
             }
             op if op.writes() => {
                 // A resent write (same source, same id) gets the first
@@ -86,7 +83,7 @@ pub async fn serve(
                     .unwrap_or_else(|p| p.into_inner())
                     .check_in(key);
                 match seen {
-                    Seen::Answered(text) => send(&socket, peer, &text).await,
+                    Seen::Answered(text) => send(&socket, peer, &text, seal.as_ref()).await,
                     Seen::InFlight => {}
                     Seen::New => {
                         let Ok(permit) = writes.clone().try_acquire_owned() else {
@@ -103,7 +100,7 @@ pub async fn serve(
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
                                 .answer(key, text.clone());
-                            send(&socket, peer, &text).await;
+                            send(&socket, peer, &text, seal.as_ref()).await;
                             drop(permit);
                         });
                     }
@@ -111,7 +108,7 @@ pub async fn serve(
             }
             _ => {
                 let reply = store.handle(&req, peer).await;
-                reply_to(&socket, peer, &reply, n).await;
+                reply_to(&socket, peer, &reply, n, seal.as_ref()).await;
             }
         }
     }
@@ -134,11 +131,35 @@ fn capped(reply: &Reply, request_len: usize) -> String {
     }
 }
 
-async fn reply_to(socket: &UdpSocket, peer: SocketAddr, reply: &Reply, request_len: usize) {
-    send(socket, peer, &capped(reply, request_len)).await;
+async fn reply_to(
+    socket: &UdpSocket,
+    peer: SocketAddr,
+    reply: &Reply,
+    request_len: usize,
+    seal: Option<&Seal>,
+) {
+    send(socket, peer, &capped(reply, request_len), seal).await;
 }
 
-async fn send(socket: &UdpSocket, peer: SocketAddr, text: &str) {
+/// Sends a reply (the text of [`capped`]), sealed for a signed request.
+/// The auth line must not push a reply past one datagram: then it is TOOBIG.
+async fn send(socket: &UdpSocket, peer: SocketAddr, text: &str, seal: Option<&Seal>) {
+    let text = match seal {
+        None => text.to_string(),
+        Some(seal) => match seal.seal_reply(text) {
+            big if big.len() > MAX_UDP_REPLY => {
+                let id = Header::parse(text.lines().next().unwrap_or("")).ok();
+                let id = match id {
+                    Some(Header::Items { id, .. }) => Some(id),
+                    Some(Header::Error(e)) => e.id,
+                    None => None,
+                };
+                let msg = "reply too large for UDP; use TCP";
+                seal.seal_reply(&Reply::error(id, ErrorCode::TooBig, msg).encode())
+            }
+            sealed => sealed,
+        },
+    };
     if let Err(e) = socket.send_to(text.as_bytes(), peer).await {
         debug!(target: "net", "udp reply to {peer} failed: {e}");
     }

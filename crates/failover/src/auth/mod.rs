@@ -253,6 +253,41 @@ pub fn sign_request(key: &Key, time: u64, nonce: Nonce, plain: &str) -> (String,
     )
 }
 
+/// A client's key and the nonces it signs with: a random prefix per
+/// process (from the caller's seed) and a counter, so no two requests of
+/// one client share a nonce and two clients share one only by a 2^-64
+/// chance.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    key: Key,
+    prefix: [u8; 8],
+    counter: u64,
+}
+
+impl Signer {
+    pub fn new(key: Key, seed: [u8; 16]) -> Signer {
+        let (prefix, counter) = seed.split_at(8);
+        Signer {
+            key,
+            prefix: prefix.try_into().expect("8 bytes"),
+            counter: u64::from_be_bytes(counter.try_into().expect("8 bytes")),
+        }
+    }
+
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// Signs `plain` at `time` (Unix seconds) with the next nonce.
+    pub fn sign(&mut self, time: u64, plain: &str) -> (String, Seal) {
+        self.counter = self.counter.wrapping_add(1);
+        let mut nonce = [0; NONCE_LEN];
+        nonce[..8].copy_from_slice(&self.prefix);
+        nonce[8..].copy_from_slice(&self.counter.to_be_bytes());
+        sign_request(&self.key, time, nonce, plain)
+    }
+}
+
 impl Seal {
     pub fn key_id(&self) -> &str {
         &self.key.id

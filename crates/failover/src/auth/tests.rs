@@ -221,6 +221,17 @@ fn the_request_mac_is_what_faild_seals_with() {
 }
 
 #[test]
+fn a_signer_never_repeats_a_nonce() {
+    let mut signer = Signer::new(key("old", Some("genesis"), 1), [7; 16]);
+    let mut c = cache();
+    for _ in 0..50 {
+        let (line, _) = signer.sign(NOW, PLAIN);
+        assert!(verify(&line, &mut c).is_ok());
+    }
+    assert_eq!(c.len(), 50);
+}
+
+#[test]
 fn overhead_bound_holds() {
     let k = key(&"k".repeat(MAX_KEY_ID), None, 1);
     let (line, _) = sign_request(&k, u64::MAX, [0xff; NONCE_LEN], "X");
