@@ -9,7 +9,7 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use failover::auth::{Seal, Signer};
+use failover::auth::{Seal, Signer, open_reply_any};
 use failover::proto::{Header, Op, Reply, Request};
 
 /// Longest reply line read over TCP. A record line is a few hundred bytes at
@@ -277,7 +277,7 @@ impl Client {
                     false => text,
                     // A forged datagram is skipped, not fatal: anyone can
                     // send one, and the real reply may still come.
-                    true => match open_any(&seals, text) {
+                    true => match open_reply_any(&seals, text) {
                         Ok(plain) => plain,
                         Err(e) => {
                             unauthenticated = Some(self.unauthenticated(e, text));
@@ -331,18 +331,6 @@ fn io_failure(target: &Target, timeout: Duration, failure: IoFailure) -> ClientE
             answer,
         },
     }
-}
-
-/// The reply opened with whichever of the request's seals made it.
-fn open_any<'a>(seals: &[Seal], text: &'a str) -> Result<&'a str, failover::auth::AuthError> {
-    let mut last = failover::auth::AuthError::UnsignedReply;
-    for seal in seals.iter().rev() {
-        match seal.open_reply(text) {
-            Ok(plain) => return Ok(plain),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
 }
 
 /// An unsigned error reply's first line, shown (not trusted) beside the

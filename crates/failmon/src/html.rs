@@ -122,6 +122,7 @@ fn hosts(out: &mut String, snapshot: &Snapshot) {
             "rtt",
             "calls",
             "failures",
+            "signed",
             "last error",
         ],
     );
@@ -139,6 +140,7 @@ fn hosts(out: &mut String, snapshot: &Snapshot) {
                 escape(&rtt(h)),
                 h.calls.to_string(),
                 h.failures.to_string(),
+                escape(&h.signing()),
                 or_dash(h.last_error.as_deref()),
             ],
         );

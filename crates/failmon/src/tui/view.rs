@@ -167,12 +167,13 @@ impl App {
             Some(h) => {
                 let here = presence::services_on(snapshot, &h.name).len();
                 format!(
-                    "{} at {}: {} service(s) (l lists them); {} calls, {} failed; last error: {}",
+                    "{} at {}: {} service(s) (l lists them); {} calls, {} failed; {}; last error: {}",
                     host_label(snapshot, h),
                     h.address,
                     here,
                     h.calls,
                     h.failures,
+                    h.signing(),
                     dash(h.last_error.as_deref()),
                 )
             }

@@ -325,6 +325,21 @@ impl Seal {
     }
 }
 
+/// A UDP client's check of a datagram: it may answer any of the sends of
+/// one request (each resend is signed afresh), so it opens with whichever
+/// seal made it; the error is the newest seal's.
+pub fn open_reply_any<'a>(seals: &[Seal], text: &'a str) -> Result<&'a str, AuthError> {
+    let mut newest = Err(AuthError::UnsignedReply);
+    for (i, seal) in seals.iter().rev().enumerate() {
+        match seal.open_reply(text) {
+            Ok(plain) => return Ok(plain),
+            Err(e) if i == 0 => newest = Err(e),
+            Err(_) => {}
+        }
+    }
+    newest
+}
+
 /// Decodes the auth line of a reply (`\r\n` or `\n` ending allowed):
 /// `None` when the line is not one (an unsigned reply).
 pub fn decode_reply_line(line: &str) -> Result<Option<(&str, Digest)>, AuthError> {

@@ -208,6 +208,19 @@ fn replies_are_bound_to_their_request() {
 }
 
 #[test]
+fn a_reply_to_any_send_of_a_request_opens() {
+    let mut signer = Signer::new(key("old", Some("genesis"), 1), [1; 16]);
+    let seals: Vec<Seal> = (0..3).map(|_| signer.sign(NOW, PLAIN).1).collect();
+    let reply = "FAIL/1 7 OK 0\n";
+    let late = seals[0].seal_reply(reply);
+    assert_eq!(open_reply_any(&seals, &late), Ok(reply));
+    assert_eq!(open_reply_any(&seals, reply), Err(AuthError::UnsignedReply));
+    assert_eq!(open_reply_any(&[], &late), Err(AuthError::UnsignedReply));
+    let forged = late.replace("OK 0", "OK 1");
+    assert_eq!(open_reply_any(&seals, &forged), Err(AuthError::BadMac));
+}
+
+#[test]
 fn the_request_mac_is_what_faild_seals_with() {
     // faild's seal (from verification) and the client's (from signing) are
     // the same: a reply sealed by one opens with the other.

@@ -173,9 +173,16 @@ fn apply(
 }
 
 /// A host setting: its `failhost` subcommand and table key.
-const HOST_KEYS: [&str; 4] = ["address", "port", "protocol", "community"];
+const HOST_KEYS: [&str; 6] = [
+    "address",
+    "port",
+    "protocol",
+    "community",
+    "key_file",
+    "key_id",
+];
 
-fn failhost(draft: &mut Draft, _at: &str, args: Vec<Value>) -> Result<(), String> {
+fn failhost(draft: &mut Draft, at: &str, args: Vec<Value>) -> Result<(), String> {
     match args.as_slice() {
         [Value::Table(table)] => {
             let known: Vec<_> = ["name"].into_iter().chain(HOST_KEYS).collect();
@@ -184,7 +191,7 @@ fn failhost(draft: &mut Draft, _at: &str, args: Vec<Value>) -> Result<(), String
             for key in HOST_KEYS {
                 let value = field(table, key)?;
                 if !value.is_nil() {
-                    apply_host(host, key, &value)?;
+                    apply_host(host, key, &value, at)?;
                 }
             }
             Ok(())
@@ -197,7 +204,7 @@ fn failhost(draft: &mut Draft, _at: &str, args: Vec<Value>) -> Result<(), String
                     HOST_KEYS.join(", ")
                 ));
             }
-            apply_host(host(draft, name)?, &key, value)
+            apply_host(host(draft, name)?, &key, value, at)
         }
         _ => {
             Err("expected failhost(HOST, SUBCOMMAND, VALUE) or failhost{ name = HOST, ... }".into())
@@ -214,7 +221,7 @@ fn host<'d>(draft: &'d mut Draft, name: &Value) -> Result<&'d mut HostConfig, St
         .or_insert_with_key(|name| HostConfig::implicit(name)))
 }
 
-fn apply_host(host: &mut HostConfig, key: &str, value: &Value) -> Result<(), String> {
+fn apply_host(host: &mut HostConfig, key: &str, value: &Value, at: &str) -> Result<(), String> {
     match key {
         "address" => {
             let address = string(value, "address")?;
@@ -230,6 +237,18 @@ fn apply_host(host: &mut HostConfig, key: &str, value: &Value) -> Result<(), Str
         }
         "port" => host.port = port(value)?,
         "protocol" => host.protocol = Protocol::from_str(&string(value, "protocol")?)?,
+        "key_file" => {
+            let file = string(value, "key_file")?;
+            if file.is_empty() {
+                return Err("key_file must not be empty".into());
+            }
+            host.key_file = Some((file, at.to_string()));
+        }
+        "key_id" => {
+            let id = string(value, "key_id")?;
+            failover::auth::check_key_id(&id)?;
+            host.key_id = Some(id);
+        }
         _ => {
             let community = string(value, "community")?;
             check_community(&community)?;
