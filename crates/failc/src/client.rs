@@ -480,7 +480,7 @@ mod tests {
     //! the test instead of hanging it.
 
     use super::*;
-    use failover::proto::{ErrorCode, Status};
+    use failover::proto::{ErrorCode, Item, Status};
     use failover::{Record, State};
     use std::net::TcpListener;
     use std::thread;

@@ -536,7 +536,7 @@ mod tests {
         );
         assert!(has(
             &s,
-            "ophelia at 127.0.0.4:1291: 1 service(s) (l lists them); 10 calls, 4 failed; last error: connection refused <&>"
+            "ophelia at 127.0.0.4:1291: 1 service(s) (l lists them); 10 calls, 4 failed; unsigned; last error: connection refused <&>"
         ));
     }
 
