@@ -31,7 +31,12 @@ fn key_file(dir: &Path, name: &str, lines: &[(&str, &str)]) -> PathBuf {
 }
 
 fn key(id: &str, secret: &str) -> Key {
-    Key::new(id, Some("genesis"), &failover::auth::decode_hex(secret).unwrap()).unwrap()
+    Key::new(
+        id,
+        Some("genesis"),
+        &failover::auth::decode_hex(secret).unwrap(),
+    )
+    .unwrap()
 }
 
 fn now() -> u64 {
@@ -97,7 +102,9 @@ fn forged_replayed_stale_wrong_key_and_unsigned_requests_change_nothing() {
     let (line, seal) = signed(&k1, now(), "FAIL/1 5 genesis SET vip UP\n");
     let reply = tcp(addr, &line);
     assert!(
-        seal.open_reply(&reply).unwrap().starts_with("FAIL/1 5 OK 1\nvip UP"),
+        seal.open_reply(&reply)
+            .unwrap()
+            .starts_with("FAIL/1 5 OK 1\nvip UP"),
         "{reply}"
     );
     let before = std::fs::read(f.state_file()).unwrap();
@@ -112,7 +119,10 @@ fn forged_replayed_stale_wrong_key_and_unsigned_requests_change_nothing() {
         // Replayed: the very same bytes again (sealed: the MAC verified).
         let r = send(addr, &line);
         denied(&r, "replayed");
-        assert!(seal.open_reply(&r).is_ok(), "a key holder's refusal is sealed");
+        assert!(
+            seal.open_reply(&r).is_ok(),
+            "a key holder's refusal is sealed"
+        );
         // Forged: signed with a secret faild does not have, under its key id.
         let (forged, _) = signed(&key("k1", WRONG), now(), "FAIL/1 6 genesis SET vip FAIL\n");
         let r = send(addr, &forged);
@@ -128,13 +138,14 @@ fn forged_replayed_stale_wrong_key_and_unsigned_requests_change_nothing() {
             denied(&send(addr, &stale), "off this host's clock");
         }
         // Unknown key id.
-        let (unknown, _) = signed(&key("k9", SECRET1), now(), "FAIL/1 9 genesis SET vip FAIL\n");
+        let (unknown, _) = signed(
+            &key("k9", SECRET1),
+            now(),
+            "FAIL/1 9 genesis SET vip FAIL\n",
+        );
         denied(&send(addr, &unknown), "unknown key id");
         // Unsigned, for a community that has a key.
-        denied(
-            &send(addr, "FAIL/1 10 genesis SET vip FAIL\n"),
-            "must sign",
-        );
+        denied(&send(addr, "FAIL/1 10 genesis SET vip FAIL\n"), "must sign");
         denied(&send(addr, "FAIL/1 11 genesis GET vip\n"), "must sign");
     }
     // failc with the wrong secret: an error, faild's unsigned words shown.
@@ -171,7 +182,11 @@ fn forged_replayed_stale_wrong_key_and_unsigned_requests_change_nothing() {
     let o = f.failc(&["-c", "public", "vip"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert_eq!(out.split_whitespace().take(2).collect::<Vec<_>>(), ["vip", "UP"], "{out}");
+    assert_eq!(
+        out.split_whitespace().take(2).collect::<Vec<_>>(),
+        ["vip", "UP"],
+        "{out}"
+    );
     assert!(f.log().contains("denied a request from"), "{}", f.log());
 }
 
@@ -243,7 +258,11 @@ fn failc_never_takes_a_forged_reply() {
                 "vip",
             ]);
             assert_eq!(o.status.code(), Some(6), "{transport}: {}", stderr(&o));
-            assert!(stderr(&o).contains("reply not authenticated"), "{}", stderr(&o));
+            assert!(
+                stderr(&o).contains("reply not authenticated"),
+                "{}",
+                stderr(&o)
+            );
             assert!(o.stdout.is_empty(), "no record printed");
             // Without -k the same unsigned reply is taken: the refusal
             // above is the signature's doing.
@@ -365,7 +384,11 @@ fn failsh_polls_a_signed_peer_and_ignores_a_forger() {
         ["INDOUBT", "UNKNOWN"].contains(&forged.state.as_str()),
         "a forged FAIL is no answer: {forged:?}"
     );
-    assert!(snap.text().contains("signed auth-failures="), "{}", snap.text());
+    assert!(
+        snap.text().contains("signed auth-failures="),
+        "{}",
+        snap.text()
+    );
     drop(failsh);
     stop();
 }

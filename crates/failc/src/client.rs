@@ -254,8 +254,9 @@ impl Client {
         loop {
             let now = Instant::now();
             if now >= deadline {
-                return Err(unauthenticated
-                    .unwrap_or_else(|| io_error(io::ErrorKind::TimedOut.into())));
+                return Err(
+                    unauthenticated.unwrap_or_else(|| io_error(io::ErrorKind::TimedOut.into()))
+                );
             }
             let (line, seal) = self.envelope(request);
             seals.extend(seal);

@@ -79,7 +79,8 @@ fn signer(file: &Path, community: &str, key_id: Option<&str>) -> Result<Signer, 
     for warning in &secret.warnings {
         eprintln!("failc: warning: key file {warning}");
     }
-    let ring = KeyRing::parse(&secret.text, &file.display().to_string()).map_err(|e| e.to_string())?;
+    let ring =
+        KeyRing::parse(&secret.text, &file.display().to_string()).map_err(|e| e.to_string())?;
     let key = ring
         .signing_key(community, key_id)
         .map_err(|e| format!("key file {}: {e}", file.display()))?;

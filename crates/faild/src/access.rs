@@ -99,7 +99,7 @@ impl Access {
     /// is signed, parses the plain request, and refuses an unsigned request
     /// of a community that has a key, or a key used for another community.
     /// Refusals are `DENIED`, and change nothing.
-    pub fn admit(&self, line: &[u8]) -> Result<Admitted, Refused> {
+    pub fn admit(&self, line: &[u8]) -> Result<Admitted, Box<Refused>> {
         let keys = self.keys();
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -122,10 +122,12 @@ impl Access {
                 return Err(denied(id, refusal.error, refusal.seal));
             }
         };
-        let request = Request::parse(plain).map_err(|e| Refused {
-            reply: Reply::Error(e),
-            seal: seal.clone(),
-            auth: None,
+        let request = Request::parse(plain).map_err(|e| {
+            Box::new(Refused {
+                reply: Reply::Error(e),
+                seal: seal.clone(),
+                auth: None,
+            })
         })?;
         if let Err(e) = auth::check_community(seal.as_ref(), &request.community, &keys) {
             return Err(denied(Some(request.id), e, seal));
@@ -134,12 +136,12 @@ impl Access {
     }
 }
 
-fn denied(id: Option<u64>, error: auth::AuthError, seal: Option<Seal>) -> Refused {
-    Refused {
+fn denied(id: Option<u64>, error: auth::AuthError, seal: Option<Seal>) -> Box<Refused> {
+    Box::new(Refused {
         reply: Reply::error(id, ErrorCode::Denied, error.to_string()),
         seal,
         auth: Some(error),
-    }
+    })
 }
 
 /// A reply's text as sent: behind the auth line when the request was signed.

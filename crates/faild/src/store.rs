@@ -54,7 +54,7 @@ impl Store {
     }
 
     /// [`Access::admit`], with refused signatures logged (rate-limited).
-    pub fn admit(&self, line: &[u8], source: SocketAddr) -> Result<Admitted, Refused> {
+    pub fn admit(&self, line: &[u8], source: SocketAddr) -> Result<Admitted, Box<Refused>> {
         self.access.admit(line).inspect_err(|r| {
             if let Some(e) = &r.auth {
                 self.denials.note("a request", source, &e.to_string());

@@ -188,7 +188,8 @@ async fn handle(
                         debug!(target: "proto", "{peer}: {} {:?}", request.id, request.op);
                         sealed(seal.as_ref(), store.answer(request, peer).await)
                     }
-                    Err(Refused { reply, seal, .. }) => {
+                    Err(refused) => {
+                        let Refused { reply, seal, .. } = *refused;
                         debug!(target: "proto", "{peer}: refused: {reply:?}");
                         sealed(seal.as_ref(), reply.encode())
                     }

@@ -54,16 +54,17 @@ pub async fn serve(
             continue;
         }
         let admitted = match datagram.strip_suffix(b"\n").unwrap_or(datagram) {
-            one if one.contains(&b'\n') => Err(Refused {
+            one if one.contains(&b'\n') => Err(Box::new(Refused {
                 reply: Reply::error(None, ErrorCode::BadRequest, "one request per datagram"),
                 seal: None,
                 auth: None,
-            }),
+            })),
             one => store.admit(one, peer),
         };
         let (req, seal) = match admitted {
             Ok(Admitted { request, seal }) => (request, seal),
-            Err(Refused { reply, seal, .. }) => {
+            Err(refused) => {
+                let Refused { reply, seal, .. } = *refused;
                 reply_to(&socket, peer, &reply, n, seal.as_ref()).await;
                 continue;
             }

@@ -298,7 +298,10 @@ mod tests {
         assert!(p.contains("<span class=\"UP\">UP</span>"));
         assert!(p.contains("last hook: start 10s ago, took 0.20s, ok: returned UP"));
         assert!(p.contains("<td>macbeth</td><td>slave</td><td><span class=\"RECOVER\">RECOVER</span></td><td>0.5s ago</td>"));
-        assert!(p.contains("<td>signed, 3 auth failures</td>"), "macbeth's calls are signed");
+        assert!(
+            p.contains("<td>signed, 3 auth failures</td>"),
+            "macbeth's calls are signed"
+        );
         assert!(p.contains("<td>unsigned</td>"));
     }
 

@@ -95,7 +95,10 @@ async fn run(
     stats: Arc<Mutex<HostStats>>,
 ) {
     // Counted on top of what an earlier poller (before a reload) counted.
-    let base = stats.lock().unwrap_or_else(|p| p.into_inner()).auth_failures;
+    let base = stats
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .auth_failures;
     while let Some(first) = rx.recv().await {
         tokio::time::sleep(GATHER).await;
         let mut asks = vec![first];

@@ -136,7 +136,7 @@ pub struct HostConfig {
     /// The key requests to this host are signed with, read from `key_file`
     /// once the script has run (so a changed key file makes a reloaded
     /// config differ).
-    pub key: Option<failover::auth::Key>,
+    pub key: Option<std::sync::Arc<failover::auth::Key>>,
 }
 
 impl HostConfig {

@@ -17,6 +17,7 @@
 //! new key switches a client over.
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use subtle::ConstantTimeEq;
@@ -91,13 +92,14 @@ pub struct KeyError(pub String);
 /// Every key of one key file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyRing {
-    keys: Vec<Key>,
+    /// Shared with the seals of the requests they verified.
+    keys: Vec<Arc<Key>>,
 }
 
 impl KeyRing {
     /// Parses a key file; `file` only labels error messages and origins.
     pub fn parse(text: &str, file: &str) -> Result<KeyRing, KeyError> {
-        let mut keys: Vec<Key> = Vec::new();
+        let mut keys: Vec<Arc<Key>> = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let lineno = n + 1;
             let line = line.trim();
@@ -127,18 +129,20 @@ impl KeyRing {
                 }
             };
             let secret = decode_secret(secret).map_err(err)?;
-            keys.push(Key {
+            keys.push(Arc::new(Key {
                 id: id.to_string(),
                 community,
                 secret,
                 origin: format!("{file}:{lineno}"),
-            });
+            }));
         }
         Ok(KeyRing { keys })
     }
 
     pub fn from_keys(keys: Vec<Key>) -> KeyRing {
-        KeyRing { keys }
+        KeyRing {
+            keys: keys.into_iter().map(Arc::new).collect(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -150,7 +154,7 @@ impl KeyRing {
     }
 
     /// The key with this id.
-    pub fn get(&self, id: &str) -> Option<&Key> {
+    pub fn get(&self, id: &str) -> Option<&Arc<Key>> {
         self.keys.iter().find(|k| k.id == id)
     }
 
@@ -162,7 +166,7 @@ impl KeyRing {
 
     /// The key a client signs `community`'s requests with: the one named
     /// `key_id`, else the last one covering the community.
-    pub fn signing_key(&self, community: &str, key_id: Option<&str>) -> Result<&Key, String> {
+    pub fn signing_key(&self, community: &str, key_id: Option<&str>) -> Result<&Arc<Key>, String> {
         match key_id {
             Some(id) => {
                 let key = self.get(id).ok_or_else(|| format!("no key {id:?}"))?;
@@ -288,7 +292,10 @@ mod tests {
         let cases = [
             ("a genesis", "expected KEY-ID"),
             ("a genesis hex:00 extra", "expected KEY-ID"),
-            ("a/b genesis hex:000102030405060708090a0b0c0d0e0f", "not allowed"),
+            (
+                "a/b genesis hex:000102030405060708090a0b0c0d0e0f",
+                "not allowed",
+            ),
             (&format!("{} g {HEX16}", "k".repeat(33)), "1-32"),
             ("a g 000102030405060708090a0b0c0d0e0f", "hex: or base64:"),
             ("a g hex:0001020304050607", "8 bytes"),
@@ -296,13 +303,19 @@ mod tests {
             ("a g hex:00010203040506070809", "10 bytes"),
             ("a g base64:!!!!", "not base64"),
             (&format!("a g hex:{}", "00".repeat(65)), "65 bytes"),
-            (&format!("a g {HEX16}\na h {HEX16}"), "already used at keys:2"),
+            (
+                &format!("a g {HEX16}\na h {HEX16}"),
+                "already used at keys:2",
+            ),
             (&format!("a {} {HEX16}", "c".repeat(65)), "community"),
         ];
         for (body, want) in cases {
             let text = format!("# first\n{body}\n");
             let e = KeyRing::parse(&text, "keys").unwrap_err().0;
-            assert!(e.starts_with("keys:2: ") || e.starts_with("keys:3: "), "{e}");
+            assert!(
+                e.starts_with("keys:2: ") || e.starts_with("keys:3: "),
+                "{e}"
+            );
             assert!(e.contains(want), "{body:?}: {e}");
             assert!(!e.contains('\n'));
             assert!(!e.contains("0102030405"), "secret leaked: {e}");

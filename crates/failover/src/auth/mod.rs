@@ -38,6 +38,8 @@ pub use keys::{
 };
 pub use replay::ReplayCache;
 
+use std::sync::Arc;
+
 use hmac::{Hmac, Mac as _};
 use sha2::Sha256;
 
@@ -103,7 +105,7 @@ pub struct SignedRequest<'a> {
 /// it, the client opens the reply with it.
 #[derive(Debug, Clone)]
 pub struct Seal {
-    key: Key,
+    key: Arc<Key>,
     request_mac: Digest,
 }
 
@@ -234,8 +236,12 @@ pub fn check_community(
 /// the end of the signed line). Returns the line to send and the seal that
 /// opens its reply.
 pub fn sign_request(key: &Key, time: u64, nonce: Nonce, plain: &str) -> (String, Seal) {
+    sign_with(Arc::new(key.clone()), time, nonce, plain)
+}
+
+fn sign_with(key: Arc<Key>, time: u64, nonce: Nonce, plain: &str) -> (String, Seal) {
     let inner = strip_line_end(plain.as_bytes());
-    let mut mac = request_mac(key, &key.id, time, &nonce);
+    let mut mac = request_mac(&key, &key.id, time, &nonce);
     mac.update(inner);
     let request_mac: Digest = mac.finalize().into_bytes().into();
     let line = format!(
@@ -244,13 +250,7 @@ pub fn sign_request(key: &Key, time: u64, nonce: Nonce, plain: &str) -> (String,
         encode_hex(&nonce),
         encode_hex(&request_mac)
     );
-    (
-        line,
-        Seal {
-            key: key.clone(),
-            request_mac,
-        },
-    )
+    (line, Seal { key, request_mac })
 }
 
 /// A client's key and the nonces it signs with: a random prefix per
@@ -259,16 +259,16 @@ pub fn sign_request(key: &Key, time: u64, nonce: Nonce, plain: &str) -> (String,
 /// chance.
 #[derive(Debug, Clone)]
 pub struct Signer {
-    key: Key,
+    key: Arc<Key>,
     prefix: [u8; 8],
     counter: u64,
 }
 
 impl Signer {
-    pub fn new(key: Key, seed: [u8; 16]) -> Signer {
+    pub fn new(key: impl Into<Arc<Key>>, seed: [u8; 16]) -> Signer {
         let (prefix, counter) = seed.split_at(8);
         Signer {
-            key,
+            key: key.into(),
             prefix: prefix.try_into().expect("8 bytes"),
             counter: u64::from_be_bytes(counter.try_into().expect("8 bytes")),
         }
@@ -284,7 +284,7 @@ impl Signer {
         let mut nonce = [0; NONCE_LEN];
         nonce[..8].copy_from_slice(&self.prefix);
         nonce[8..].copy_from_slice(&self.counter.to_be_bytes());
-        sign_request(&self.key, time, nonce, plain)
+        sign_with(self.key.clone(), time, nonce, plain)
     }
 }
 
@@ -347,9 +347,9 @@ pub fn decode_reply_line(line: &str) -> Result<Option<(&str, Digest)>, AuthError
     let Some(rest) = line.strip_prefix(MAGIC).and_then(|r| r.strip_prefix(' ')) else {
         return Ok(None);
     };
-    let (key_id, mac) = rest
-        .split_once(' ')
-        .ok_or(AuthError::Malformed("reply auth line needs a key id and a MAC"))?;
+    let (key_id, mac) = rest.split_once(' ').ok_or(AuthError::Malformed(
+        "reply auth line needs a key id and a MAC",
+    ))?;
     check_key_id(key_id).map_err(|_| AuthError::Malformed("bad key id"))?;
     let mac = hex_array::<MAC_LEN>(mac.as_bytes())
         .ok_or(AuthError::Malformed("MAC is not 64 hex digits"))?;

@@ -102,7 +102,10 @@ mod tests {
         for i in 0..3 {
             assert_eq!(c.check_in(nonce(i), 1000, 1000), Ok(()));
         }
-        assert_eq!(c.check_in(nonce(9), 1000, 1001), Err(AuthError::CacheFull(3)));
+        assert_eq!(
+            c.check_in(nonce(9), 1000, 1001),
+            Err(AuthError::CacheFull(3))
+        );
         assert_eq!(c.check_in(nonce(0), 1000, 1001), Err(AuthError::Replayed));
         // Once the old ones expire there is room again.
         assert_eq!(c.check_in(nonce(9), 1031, 1031), Ok(()));

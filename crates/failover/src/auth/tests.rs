@@ -48,10 +48,16 @@ fn a_signed_request_opens_to_the_plain_line() {
     assert_eq!(seal.key_id(), "old");
     // Both keys of a rotation verify.
     let (line, _) = signed(&key("new", Some("genesis"), 2), NOW, 2);
-    assert!(matches!(verify(&line, &mut cache()), Ok(Opened::Signed { .. })));
+    assert!(matches!(
+        verify(&line, &mut cache()),
+        Ok(Opened::Signed { .. })
+    ));
     // \r\n and no line end at all are the same request.
     let crlf = format!("{}\r\n", line.trim_end());
-    assert!(matches!(verify(&crlf, &mut cache()), Ok(Opened::Signed { .. })));
+    assert!(matches!(
+        verify(&crlf, &mut cache()),
+        Ok(Opened::Signed { .. })
+    ));
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use failover::auth::{Key, KeyRing};
@@ -107,7 +108,7 @@ impl Draft {
 /// The key `host` signs with: `key_file` read through the secret-file
 /// checks (relative to the config's directory), the key picked by `key_id`
 /// or the community. Errors name the `failhost` line.
-fn load_key(host: &HostConfig, config: &Path) -> Result<Option<Key>, String> {
+fn load_key(host: &HostConfig, config: &Path) -> Result<Option<Arc<Key>>, String> {
     let Some((file, at)) = &host.key_file else {
         return match &host.key_id {
             Some(_) => Err(format!("host {:?}: key_id without key_file", host.name)),
