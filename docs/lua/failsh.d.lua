@@ -65,6 +65,8 @@
 ---@field port? integer Its faild's port, 1-65535. Default 1291.
 ---@field protocol? failsh.Protocol Default "tcp".
 ---@field community? string Community sent to that faild (1-64 visible ASCII characters); localhost's needs RW. Default "public".
+---@field key_file? string Key file (lines `KEY-ID COMMUNITY|* hex:SECRET`, as faild's -k; relative to the config's directory): requests to that faild are signed with HMAC-SHA256 and only signed replies are believed. Read at load and on SIGHUP.
+---@field key_id? string Which key of `key_file` signs (1-32 of A-Z a-z 0-9 . _ -). Default: the last key in the file for the community.
 
 ---Declares a service (the worked example's line form): first
 ---`failsvc(name, "create")`, then one call per setting. Or, in one call, the
@@ -94,7 +96,7 @@ function failsvc(name, subcommand) end
 ---failhost("localhost", "community", "genesis")
 ---```
 ---@param host string A master, a slave, or `localhost`.
----@param key "address"|"community"
+---@param key "address"|"community"|"key_file"|"key_id"
 ---@param value string
 ---@overload fun(host: string, key: "port", value: integer)
 ---@overload fun(host: string, key: "protocol", value: failsh.Protocol)

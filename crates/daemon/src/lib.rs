@@ -6,6 +6,7 @@
 mod daemon;
 pub mod logging;
 pub mod notify;
+pub mod random;
 pub mod secret;
 
 pub use daemon::*;

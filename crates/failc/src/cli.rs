@@ -46,6 +46,16 @@ pub struct Cli {
     )]
     pub community: String,
 
+    /// Sign requests with a key from FILE (lines `KEY-ID COMMUNITY|*
+    /// hex:SECRET`, as faild's -k) and accept only replies signed with it
+    #[arg(short = 'k', long, value_name = "FILE", env = "FAILC_KEY_FILE")]
+    pub key_file: Option<std::path::PathBuf>,
+
+    /// With -k: the key to sign with (default: the last key in the file for
+    /// the community)
+    #[arg(long, value_name = "ID", env = "FAILC_KEY_ID", requires = "key_file", value_parser = key_id)]
+    pub key_id: Option<String>,
+
     /// faild host: a name, an IPv4 or an IPv6 address
     #[arg(
         short = 'h',
@@ -198,6 +208,10 @@ pub fn one_line(err: &clap::Error) -> String {
 
 fn community(s: &str) -> Result<String, String> {
     check_community(s).map(|()| s.to_string())
+}
+
+fn key_id(s: &str) -> Result<String, String> {
+    failover::auth::check_key_id(s).map(|()| s.to_string())
 }
 
 fn service(s: &str) -> Result<String, String> {

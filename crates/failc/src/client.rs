@@ -9,7 +9,8 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use failover::proto::{Header, Item, Op, Reply, Request, udp};
+use failover::auth::{Seal, Signer, open_reply_any};
+use failover::proto::{Header, Op, Reply, Request, udp};
 
 /// Longest reply line read over TCP. A record line is a few hundred bytes at
 /// most; anything longer is not faild talking.
@@ -76,6 +77,15 @@ pub enum ClientError {
     Closed { target: Target },
     #[error("{target}: {reason}")]
     Protocol { target: Target, reason: String },
+    /// The request was signed and the reply did not prove it came from a
+    /// holder of the key: forged, or faild's unsigned refusal of the
+    /// signature (whose words are shown, but not trusted).
+    #[error("{target}: reply not authenticated ({reason}){}", answer.as_deref().map(|a| format!("; unsigned answer: {a}")).unwrap_or_default())]
+    Unauthenticated {
+        target: Target,
+        reason: String,
+        answer: Option<String>,
+    },
 }
 
 /// Talks to one faild. Over TCP the connection is opened on the first call
@@ -87,6 +97,8 @@ pub struct Client {
     timeout: Duration,
     next_id: u64,
     conn: Option<TcpConn>,
+    /// Signs every request when a key is configured.
+    signer: Option<Signer>,
 }
 
 impl Client {
@@ -103,6 +115,27 @@ impl Client {
             timeout,
             next_id: first_id(),
             conn: None,
+            signer: None,
+        }
+    }
+
+    /// Signs every request from now on with `signer`'s key.
+    pub fn sign_with(&mut self, signer: Signer) {
+        self.signer = Some(signer);
+    }
+
+    /// The line to send for `plain`: signed (with the seal that opens its
+    /// reply) when a key is configured.
+    fn envelope(&mut self, plain: &str) -> (String, Option<Seal>) {
+        match &mut self.signer {
+            None => (plain.to_string(), None),
+            Some(signer) => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let (line, seal) = signer.sign(now, plain);
+                (line, Some(seal))
+            }
         }
     }
 
@@ -144,7 +177,10 @@ impl Client {
             None => self.connect(deadline)?,
         };
         conn.set_deadline(deadline);
-        let reply = conn.exchange(request).map_err(|e| self.io_error(e))?;
+        let (line, seal) = self.envelope(request);
+        let reply = conn
+            .exchange(&line, seal.as_ref())
+            .map_err(|e| self.io_error(e))?;
         if let Some(got) = reply.id().filter(|&got| got != id) {
             return Err(self.protocol(format!("reply id {got} does not match request id {id}")));
         }
@@ -176,7 +212,12 @@ impl Client {
     /// a reply with that id arrives. A connected socket only receives
     /// datagrams from faild's address; replies to other ids (late answers to
     /// earlier requests) are skipped.
-    fn call_udp(&self, id: u64, request: &str, deadline: Instant) -> Result<Reply, ClientError> {
+    fn call_udp(
+        &mut self,
+        id: u64,
+        request: &str,
+        deadline: Instant,
+    ) -> Result<Reply, ClientError> {
         // Replaced at the first address: resolve() never returns none.
         let mut result = Err(ClientError::Timeout {
             target: self.target.clone(),
@@ -193,13 +234,15 @@ impl Client {
     }
 
     fn exchange_udp(
-        &self,
+        &mut self,
         addr: SocketAddr,
         id: u64,
         request: &str,
         deadline: Instant,
     ) -> Result<Reply, ClientError> {
-        let io_error = |e| self.io_error(IoFailure::Io(e));
+        let target = self.target.clone();
+        let timeout = self.timeout;
+        let io_error = |e| io_failure(&target, timeout, IoFailure::Io(e));
         let local: SocketAddr = if addr.is_ipv4() {
             (Ipv4Addr::UNSPECIFIED, 0).into()
         } else {
@@ -209,12 +252,20 @@ impl Client {
         socket.connect(addr).map_err(io_error)?;
         let resend = self.timeout / 4;
         let mut buf = vec![0; 65_536];
+        // Every resend is signed afresh (faild refuses a nonce twice); a late
+        // reply to an earlier send opens with that send's seal.
+        let mut seals = Vec::new();
+        let mut unauthenticated = None;
         loop {
             let now = Instant::now();
             if now >= deadline {
-                return Err(io_error(io::ErrorKind::TimedOut.into()));
+                return Err(
+                    unauthenticated.unwrap_or_else(|| io_error(io::ErrorKind::TimedOut.into()))
+                );
             }
-            socket.send(request.as_bytes()).map_err(io_error)?;
+            let (line, seal) = self.envelope(request);
+            seals.extend(seal);
+            socket.send(line.as_bytes()).map_err(io_error)?;
             let resend_at = (now + resend).min(deadline);
             while let Some(left) = resend_at
                 .checked_duration_since(Instant::now())
@@ -228,6 +279,18 @@ impl Client {
                 };
                 let text = std::str::from_utf8(&buf[..n])
                     .map_err(|_| self.protocol("reply is not UTF-8".into()))?;
+                let text = match self.signer.is_some() {
+                    false => text,
+                    // A forged datagram is skipped, not fatal: anyone can
+                    // send one, and the real reply may still come.
+                    true => match open_reply_any(&seals, text) {
+                        Ok(plain) => plain,
+                        Err(e) => {
+                            unauthenticated = Some(self.unauthenticated(e, text));
+                            continue;
+                        }
+                    },
+                };
                 let reply = Reply::decode(text).map_err(|e| self.protocol(e))?;
                 // An error without an id answers a request faild could not
                 // read; only ours can have reached it from this socket.
@@ -239,18 +302,14 @@ impl Client {
     }
 
     fn io_error(&self, failure: IoFailure) -> ClientError {
-        let target = self.target.clone();
-        match failure {
-            IoFailure::Io(e) if is_timeout(&e) => ClientError::Timeout {
-                target,
-                timeout: self.timeout,
-            },
-            IoFailure::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                ClientError::Refused { target }
-            }
-            IoFailure::Io(source) => ClientError::Io { target, source },
-            IoFailure::Closed => ClientError::Closed { target },
-            IoFailure::Garbage(reason) => ClientError::Protocol { target, reason },
+        io_failure(&self.target, self.timeout, failure)
+    }
+
+    fn unauthenticated(&self, e: failover::auth::AuthError, text: &str) -> ClientError {
+        ClientError::Unauthenticated {
+            target: self.target.clone(),
+            reason: e.to_string(),
+            answer: unsigned_answer(text),
         }
     }
 
@@ -260,6 +319,33 @@ impl Client {
             reason,
         }
     }
+}
+
+fn io_failure(target: &Target, timeout: Duration, failure: IoFailure) -> ClientError {
+    let target = target.clone();
+    match failure {
+        IoFailure::Io(e) if is_timeout(&e) => ClientError::Timeout { target, timeout },
+        IoFailure::Io(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            ClientError::Refused { target }
+        }
+        IoFailure::Io(source) => ClientError::Io { target, source },
+        IoFailure::Closed => ClientError::Closed { target },
+        IoFailure::Garbage(reason) => ClientError::Protocol { target, reason },
+        IoFailure::Unauthenticated { reason, answer } => ClientError::Unauthenticated {
+            target,
+            reason,
+            answer,
+        },
+    }
+}
+
+/// An unsigned error reply's first line, shown (not trusted) beside the
+/// authentication failure: it is usually faild saying why it refused.
+fn unsigned_answer(text: &str) -> Option<String> {
+    let first = text.lines().next()?;
+    first
+        .contains(" ERR ")
+        .then(|| first.chars().take(200).collect())
 }
 
 /// Starts request ids somewhere different in each run, so a late UDP reply
@@ -284,6 +370,10 @@ enum IoFailure {
     Io(io::Error),
     Closed,
     Garbage(String),
+    Unauthenticated {
+        reason: String,
+        answer: Option<String>,
+    },
 }
 
 /// A TCP stream whose every read and write gives up at one deadline, so a
@@ -337,23 +427,35 @@ impl TcpConn {
         self.reader.get_mut().deadline = deadline;
     }
 
-    /// Writes the request, then reads the header line and as many item lines
-    /// as it announces.
-    fn exchange(&mut self, request: &str) -> Result<Reply, IoFailure> {
+    /// Writes the request, then reads the auth line (when `seal` says the
+    /// request was signed), the header line and as many item lines as it
+    /// announces; a signed request's reply is checked before it is decoded.
+    fn exchange(&mut self, request: &str, seal: Option<&Seal>) -> Result<Reply, IoFailure> {
         self.reader
             .get_mut()
             .write_all(request.as_bytes())
             .map_err(IoFailure::Io)?;
-        match Header::parse(&self.read_line()?).map_err(IoFailure::Garbage)? {
-            Header::Error(e) => Ok(Reply::Error(e)),
-            Header::Items { id, status, count } => {
-                let mut items = Vec::new();
-                for _ in 0..count {
-                    items.push(Item::parse(&self.read_line()?).map_err(IoFailure::Garbage)?);
-                }
-                Ok(Reply::Items { id, status, items })
+        let mut text = self.read_line()?;
+        let mut header = text.clone();
+        if seal.is_some() && text.starts_with("AUTH/") {
+            header = self.read_line()?;
+            text.push_str(&header);
+        }
+        if let Header::Items { count, .. } = Header::parse(&header).map_err(IoFailure::Garbage)? {
+            for _ in 0..count {
+                text.push_str(&self.read_line()?);
             }
         }
+        let plain = match seal {
+            None => text.as_str(),
+            Some(seal) => seal
+                .open_reply(&text)
+                .map_err(|e| IoFailure::Unauthenticated {
+                    reason: e.to_string(),
+                    answer: unsigned_answer(&text),
+                })?,
+        };
+        Reply::decode(plain).map_err(IoFailure::Garbage)
     }
 
     fn read_line(&mut self) -> Result<String, IoFailure> {
@@ -384,7 +486,7 @@ mod tests {
     //! the test instead of hanging it.
 
     use super::*;
-    use failover::proto::{ErrorCode, Status};
+    use failover::proto::{ErrorCode, Item, Status};
     use failover::{Record, State};
     use std::net::TcpListener;
     use std::thread;

@@ -29,7 +29,8 @@ Exit status:
   3  faild unreachable or timed out (connection refused, unknown host, no reply)
   4  denied (community not accepted for this service or address)
   5  no such service
-  6  any other failure (bad request, protocol version, too big, storage, busy, malformed reply)
+  6  any other failure (bad request, protocol version, too big, storage, busy, malformed or
+     unauthenticated reply)
   7  with --wait: the stop requested from failsh was not carried out in time
 When several services are given, failc goes on after a refusal and exits with
 the status of the first failure.";
@@ -38,7 +39,9 @@ the status of the first failure.";
 pub fn code(err: &Error) -> u8 {
     match err {
         Error::Pending { .. } => PENDING,
-        Error::Client(ClientError::Protocol { .. }) => FAILURE,
+        Error::Client(ClientError::Protocol { .. } | ClientError::Unauthenticated { .. }) => {
+            FAILURE
+        }
         Error::Client(_) => UNREACHABLE,
         Error::Refused { code, .. } => match code {
             ErrorCode::Denied => DENIED,

@@ -13,9 +13,12 @@ pub mod output;
 pub mod run;
 
 use std::io::{self, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
+use failover::auth::{KeyRing, Signer};
+use failover_daemon::secret::read_secret_file;
 
 use crate::cli::Cli;
 use crate::client::Client;
@@ -39,6 +42,15 @@ pub fn main() -> ExitCode {
         cli.community.clone(),
         cli.timeout,
     );
+    if let Some(file) = &cli.key_file {
+        match signer(file, &cli.community, cli.key_id.as_deref()) {
+            Ok(signer) => client.sign_with(signer),
+            Err(e) => {
+                eprintln!("failc: {e}");
+                return ExitCode::from(exit::USAGE);
+            }
+        }
+    }
     let outcome = run::run(&mut client, &cli.action(), &cli.community);
 
     for line in &outcome.warnings {
@@ -58,4 +70,20 @@ pub fn main() -> ExitCode {
         return ExitCode::from(exit::FAILURE);
     }
     ExitCode::from(outcome.exit_code())
+}
+
+/// The signer for `-k`: the key file read through the secret-file checks,
+/// and the key for the community picked from it.
+fn signer(file: &Path, community: &str, key_id: Option<&str>) -> Result<Signer, String> {
+    let secret = read_secret_file(file).map_err(|e| format!("key file {e}"))?;
+    for warning in &secret.warnings {
+        eprintln!("failc: warning: key file {warning}");
+    }
+    let ring =
+        KeyRing::parse(&secret.text, &file.display().to_string()).map_err(|e| e.to_string())?;
+    let key = ring
+        .signing_key(community, key_id)
+        .map_err(|e| format!("key file {}: {e}", file.display()))?;
+    let seed = failover_daemon::random::seed().map_err(|e| format!("/dev/urandom: {e}"))?;
+    Ok(Signer::new(key.clone(), seed))
 }

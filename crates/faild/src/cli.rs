@@ -21,6 +21,12 @@ pub struct Cli {
     #[arg(short = 'c', long = "community-file", value_name = "FILE")]
     pub community_file: Option<PathBuf>,
 
+    /// Key file for signed requests: lines `KEY-ID COMMUNITY|* hex:SECRET`.
+    /// A community a key names must sign its requests (unsigned ones are
+    /// DENIED); re-read on SIGHUP. See faild-keys(5).
+    #[arg(short = 'k', long = "key-file", value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+
     /// State file, rewritten atomically before every change is acknowledged.
     #[arg(
         short = 's',
@@ -85,7 +91,7 @@ pub struct Cli {
 
 const AFTER_HELP: &str = "\
 Log facilities for -d: net, proto, store, auth.
-Signals: SIGHUP re-reads the community file; SIGTERM or SIGINT stop faild cleanly.
+Signals: SIGHUP re-reads the community file and the key file; SIGTERM or SIGINT stop faild cleanly.
 Exit status: 0 clean stop; 1 startup failure (message names the file or address); 2 bad arguments.";
 
 fn parse_seconds(s: &str) -> Result<Duration, String> {

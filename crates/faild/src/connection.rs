@@ -1,12 +1,13 @@
 //! Newline framing of a TCP byte stream, with a hard limit on line length.
 
+use failover::auth::MAX_OVERHEAD;
 use failover::proto::MAX_REQUEST;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Why no line could be read.
 #[derive(Debug)]
 pub enum LineError {
-    /// More than [`MAX_REQUEST`] bytes without a newline.
+    /// More than [`MAX_LINE`] bytes without a newline.
     TooLong,
     /// The stream ended in the middle of a line. The line is not executed: a
     /// client killed while sending `SET vip UP macbeth` must not leave
@@ -14,6 +15,9 @@ pub enum LineError {
     Unterminated,
     Io(std::io::Error),
 }
+
+/// Longest line read: a request, and the envelope of a signed one.
+const MAX_LINE: usize = MAX_REQUEST + MAX_OVERHEAD;
 
 /// Reads newline-terminated lines, never buffering more than one request.
 pub struct LineReader<R> {
@@ -48,7 +52,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 return Ok(Some(line));
             }
             self.scanned = self.buf.len();
-            if self.buf.len() > MAX_REQUEST {
+            if self.buf.len() > MAX_LINE {
                 return Err(LineError::TooLong);
             }
             let n = self.inner.read(&mut chunk).await.map_err(LineError::Io)?;
@@ -105,9 +109,9 @@ mod tests {
 
     #[tokio::test]
     async fn refuses_an_endless_line() {
-        let big = vec![b'x'; MAX_REQUEST * 3];
+        let big = vec![b'x'; MAX_LINE * 3];
         assert_eq!(lines(&big).await, vec![Err("toolong".to_string())]);
-        let mut ok = vec![b'x'; MAX_REQUEST - 1];
+        let mut ok = vec![b'x'; MAX_LINE - 1];
         ok.push(b'\n');
         assert_eq!(lines(&ok).await.len(), 1);
         assert!(lines(&ok).await[0].is_ok());

@@ -1,4 +1,5 @@
-//! Signals: SIGHUP re-reads the community file, SIGTERM and SIGINT stop.
+//! Signals: SIGHUP re-reads the community file and the key file, SIGTERM
+//! and SIGINT stop.
 
 use std::sync::Arc;
 
@@ -19,8 +20,8 @@ pub fn install(store: Arc<Store>, shutdown: CancellationToken) -> Result<()> {
         loop {
             tokio::select! {
                 _ = hup.recv() => match store.access.reload() {
-                    Ok(n) => info!(target: "auth", "SIGHUP: community file re-read, {n} rules in force"),
-                    Err(e) => error!(target: "auth", "SIGHUP: {e:#}; the previous rules stay in force"),
+                    Ok((rules, keys)) => info!(target: "auth", "SIGHUP: re-read, {rules} rules and {keys} keys in force"),
+                    Err(e) => error!(target: "auth", "SIGHUP: {e:#}; the previous rules and keys stay in force"),
                 },
                 _ = term.recv() => break info!("SIGTERM received"),
                 _ = int.recv() => break info!("SIGINT received"),

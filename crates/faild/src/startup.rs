@@ -62,6 +62,7 @@ fn absolute_paths(cli: &mut Cli) -> Result<()> {
     };
     absolute(&mut cli.state_file)?;
     cli.community_file.iter_mut().try_for_each(absolute)?;
+    cli.key_file.iter_mut().try_for_each(absolute)?;
     cli.pid_file.iter_mut().try_for_each(absolute)
 }
 
@@ -72,7 +73,10 @@ fn prepare(cli: &Cli) -> Result<Prepared> {
             cli.port
         );
     }
-    let access = Access::load(cli.community_file.clone())?;
+    let access = Access::load(cli.community_file.clone(), cli.key_file.clone())?;
+    if let Some(f) = access.key_file() {
+        info!(target: "auth", "{} request keys from {}", access.keys().len(), f.display());
+    }
     match access.file() {
         Some(f) => {
             info!(target: "auth", "{} community rules from {}", access.current().len(), f.display())

@@ -11,7 +11,7 @@ use failover::registry::{Mutation, Outcome, Registry};
 use tokio::sync::{Mutex, Semaphore};
 use tracing::{error, info};
 
-use crate::access::Access;
+use crate::access::{Access, Admitted, Refused};
 use crate::persist::{SaveError, StateFile};
 
 /// Everything a request handler needs.
@@ -51,6 +51,15 @@ impl Store {
         // A panic while holding the lock cannot leave the registry half
         // changed (apply is a single insert or remove), so poison is ignored.
         self.registry.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// [`Access::admit`], with refused signatures logged (rate-limited).
+    pub fn admit(&self, line: &[u8], source: SocketAddr) -> Result<Admitted, Box<Refused>> {
+        self.access.admit(line).inspect_err(|r| {
+            if let Some(e) = &r.auth {
+                self.denials.note("a request", source, &e.to_string());
+            }
+        })
     }
 
     /// Answers one request from `source`.
@@ -98,7 +107,7 @@ impl Store {
             && e.code == ErrorCode::Denied
             && req.op.writes()
         {
-            self.denials.note(source, &e.message);
+            self.denials.note("a write", source, &e.message);
         }
         outcome
     }
@@ -166,7 +175,7 @@ struct Denials {
 impl Denials {
     const PER_SECOND: u64 = 10;
 
-    fn note(&self, source: SocketAddr, why: &str) {
+    fn note(&self, what: &str, source: SocketAddr, why: &str) {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -178,9 +187,9 @@ impl Denials {
             return;
         }
         match self.dropped.swap(0, Ordering::Relaxed) {
-            0 => info!(target: "auth", "denied a write from {source}: {why}"),
+            0 => info!(target: "auth", "denied {what} from {source}: {why}"),
             n => {
-                info!(target: "auth", "denied a write from {source}: {why} ({n} more denials not logged)")
+                info!(target: "auth", "denied {what} from {source}: {why} ({n} more denials not logged)")
             }
         }
     }

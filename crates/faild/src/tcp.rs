@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use failover::proto::{ErrorCode, Reply, Request};
+use failover::proto::{ErrorCode, Reply};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
+use crate::access::{Admitted, Refused, sealed};
 use crate::connection::{LineError, LineReader};
 use crate::store::Store;
 
@@ -182,14 +183,15 @@ async fn handle(
             Ok(Ok(Some(line))) if line.iter().all(u8::is_ascii_whitespace) => continue,
             Ok(Ok(Some(line))) => {
                 ticket.touch();
-                let text = match Request::parse(&line) {
-                    Ok(req) => {
-                        debug!(target: "proto", "{peer}: {} {:?}", req.id, req.op);
-                        store.answer(req, peer).await
+                let text = match store.admit(&line, peer) {
+                    Ok(Admitted { request, seal }) => {
+                        debug!(target: "proto", "{peer}: {} {:?}", request.id, request.op);
+                        sealed(seal.as_ref(), store.answer(request, peer).await)
                     }
-                    Err(e) => {
-                        debug!(target: "proto", "{peer}: bad request: {e}");
-                        Reply::Error(e).encode()
+                    Err(refused) => {
+                        let Refused { reply, seal, .. } = *refused;
+                        debug!(target: "proto", "{peer}: refused: {reply:?}");
+                        sealed(seal.as_ref(), reply.encode())
                     }
                 };
                 (text, false)

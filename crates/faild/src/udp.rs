@@ -5,14 +5,16 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use failover::auth::Seal;
 use failover::proto::udp::bounded_reply;
-use failover::proto::{ErrorCode, Op, Reply, Request};
+use failover::proto::{ErrorCode, Op, Reply};
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
+use crate::access::{Admitted, Refused};
 use crate::store::Store;
 
 /// Most changes waiting for the disk at once per socket; a datagram beyond
@@ -48,35 +50,31 @@ pub async fn serve(
         // Only a datagram that looks like ours gets an answer; with replies
         // bounded to three times the request (see `reply_to`), faild is no
         // use for reflecting traffic at a forged source address.
-        if !datagram.starts_with(b"FAIL/") {
+        if !(datagram.starts_with(b"FAIL/") || datagram.starts_with(b"AUTH/")) {
             debug!(target: "proto", "{peer}: ignored a {n}-byte datagram that is not a request");
             continue;
         }
-        let request = match datagram.strip_suffix(b"\n").unwrap_or(datagram) {
-            one if one.contains(&b'\n') => Err(Reply::error(
-                None,
-                ErrorCode::BadRequest,
-                "one request per datagram",
-            )),
-            one => Request::parse(one).map_err(Reply::Error),
+        let admitted = match datagram.strip_suffix(b"\n").unwrap_or(datagram) {
+            one if one.contains(&b'\n') => Err(Box::new(Refused {
+                reply: Reply::error(None, ErrorCode::BadRequest, "one request per datagram"),
+                seal: None,
+                auth: None,
+            })),
+            one => store.admit(one, peer),
         };
-        let req = match request {
-            Ok(req) => req,
-            Err(reply) => {
-                reply_to(&socket, peer, &reply, n).await;
+        let (req, seal) = match admitted {
+            Ok(Admitted { request, seal }) => (request, seal),
+            Err(refused) => {
+                let Refused { reply, seal, .. } = *refused;
+                reply_to(&socket, peer, &reply, n, seal.as_ref()).await;
                 continue;
             }
         };
         match &req.op {
             Op::List => {
                 let msg = "LIST is served over TCP only (its reply can be large)";
-                reply_to(
-                    &socket,
-                    peer,
-                    &Reply::error(Some(req.id), ErrorCode::TooBig, msg),
-                    n,
-                )
-                .await;
+                let reply = Reply::error(Some(req.id), ErrorCode::TooBig, msg);
+                reply_to(&socket, peer, &reply, n, seal.as_ref()).await;
             }
             op if op.writes() => {
                 // A resent write (same source, same id) gets the first
@@ -87,8 +85,11 @@ pub async fn serve(
                     .unwrap_or_else(|p| p.into_inner())
                     .check_in(key);
                 match seen {
-                    // Bounded by this datagram's size, not the first one's.
-                    Seen::Answered(reply) => reply_to(&socket, peer, &reply, n).await,
+                    // Bounded by this datagram's size (and sealed for its
+                    // nonce), not the first one's.
+                    Seen::Answered(reply) => {
+                        reply_to(&socket, peer, &reply, n, seal.as_ref()).await
+                    }
                     Seen::InFlight => {}
                     Seen::New => {
                         let Ok(permit) = writes.clone().try_acquire_owned() else {
@@ -100,7 +101,7 @@ pub async fn serve(
                             (socket.clone(), store.clone(), recent.clone());
                         tracker.spawn(async move {
                             let reply = store.handle(&req, peer).await;
-                            reply_to(&socket, peer, &reply, n).await;
+                            reply_to(&socket, peer, &reply, n, seal.as_ref()).await;
                             recent
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
@@ -112,17 +113,29 @@ pub async fn serve(
             }
             _ => {
                 let reply = store.handle(&req, peer).await;
-                reply_to(&socket, peer, &reply, n).await;
+                reply_to(&socket, peer, &reply, n, seal.as_ref()).await;
             }
         }
     }
 }
 
 /// Sends `reply` within the UDP size rule ([`bounded_reply`]): at most
-/// three times the request's size, or nothing at all.
-async fn reply_to(socket: &UdpSocket, peer: SocketAddr, reply: &Reply, request_len: usize) {
-    match bounded_reply(reply, request_len) {
+/// three times the request's size, the auth line of a signed request's
+/// reply included, or nothing at all.
+async fn reply_to(
+    socket: &UdpSocket,
+    peer: SocketAddr,
+    reply: &Reply,
+    request_len: usize,
+    seal: Option<&Seal>,
+) {
+    let overhead = seal.map_or(0, Seal::reply_overhead);
+    match bounded_reply(reply, request_len, overhead) {
         Some(text) => {
+            let text = match seal {
+                Some(seal) => seal.seal_reply(&text),
+                None => text,
+            };
             if let Err(e) = socket.send_to(text.as_bytes(), peer).await {
                 debug!(target: "net", "udp reply to {peer} failed: {e}");
             }

@@ -123,6 +123,7 @@ fn hosts(out: &mut String, snapshot: &Snapshot) {
             "rtt",
             "calls",
             "failures",
+            "signed",
             "last error",
         ],
     );
@@ -140,6 +141,7 @@ fn hosts(out: &mut String, snapshot: &Snapshot) {
                 escape(&rtt(h)),
                 h.calls.to_string(),
                 h.failures.to_string(),
+                escape(&h.signing()),
                 or_dash(h.last_error.as_deref()),
             ],
         );
@@ -308,6 +310,11 @@ mod tests {
         assert!(p.contains("<span class=\"UP\">UP</span>"));
         assert!(p.contains("last hook: start 10s ago, took 0.20s, ok: returned UP"));
         assert!(p.contains("<td>macbeth</td><td>slave</td><td><span class=\"RECOVER\">RECOVER</span></td><td>0.5s ago</td>"));
+        assert!(
+            p.contains("<td>signed, 3 auth failures</td>"),
+            "macbeth's calls are signed"
+        );
+        assert!(p.contains("<td>unsigned</td>"));
     }
 
     #[test]

@@ -15,6 +15,8 @@ fn host(name: &str, address: &str) -> HostStatus {
         rtt_ms: Some(0.25),
         calls: 10,
         failures: 0,
+        signed: false,
+        auth_failures: 0,
     }
 }
 
@@ -26,7 +28,11 @@ pub fn sample() -> Snapshot {
         reason: Reason::Connect,
         hosts: vec![
             host("localhost", "127.0.0.2:1291"),
-            host("macbeth", "127.0.0.3:1291"),
+            HostStatus {
+                signed: true,
+                auth_failures: 3,
+                ..host("macbeth", "127.0.0.3:1291")
+            },
             HostStatus {
                 last_ok: Some(940.0),
                 last_failure: Some(998.0),

@@ -5,6 +5,7 @@
 //! the rules testable exhaustively and lets a simulated network drive the very
 //! code the daemons run.
 
+pub mod auth;
 pub mod community;
 pub mod decide;
 pub mod machine;

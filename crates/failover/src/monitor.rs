@@ -57,6 +57,13 @@ pub struct HostStatus {
     /// Calls made and calls that failed since failsh started.
     pub calls: u64,
     pub failures: u64,
+    /// Requests to it are signed (`failhost` `key_file`).
+    #[serde(default)]
+    pub signed: bool,
+    /// Replies that failed authentication (forged or unsigned), each taken
+    /// as no answer.
+    #[serde(default)]
+    pub auth_failures: u64,
 }
 
 /// One service.
@@ -145,6 +152,17 @@ pub fn age(secs: f64) -> String {
     }
 }
 
+impl HostStatus {
+    /// Whether calls to the host are signed, and how many replies failed
+    /// authentication: `signed, 2 auth failures` or `unsigned`.
+    pub fn signing(&self) -> String {
+        match self.signed {
+            true => format!("signed, {} auth failures", self.auth_failures),
+            false => "unsigned".into(),
+        }
+    }
+}
+
 impl ServiceStatus {
     /// One line: name, local state, flags, peers and the last decision.
     pub fn line(&self) -> String {
@@ -180,12 +198,16 @@ impl Snapshot {
             let since = |t: Option<f64>| t.map_or("never".to_string(), |t| age(self.at - t));
             let _ = writeln!(
                 out,
-                "host {} {} last-ok={} last-failure={} rtt={}{}",
+                "host {} {} last-ok={} last-failure={} rtt={}{}{}",
                 h.name,
                 h.address,
                 since(h.last_ok),
                 since(h.last_failure),
                 h.rtt_ms.map_or("-".into(), |r| format!("{r:.2}ms")),
+                match h.signed {
+                    true => format!(" signed auth-failures={}", h.auth_failures),
+                    false => String::new(),
+                },
                 h.last_error
                     .as_ref()
                     .map_or(String::new(), |e| format!(" error=\"{e}\"")),
@@ -309,6 +331,16 @@ impl Snapshot {
                 .map(|h| (host(h), h.failures.to_string()))
                 .collect(),
         );
+        family(
+            "failover_peer_auth_failures_total",
+            "counter",
+            "Replies from the host's faild that failed authentication (signed hosts).",
+            self.hosts
+                .iter()
+                .filter(|h| h.signed)
+                .map(|h| (host(h), h.auth_failures.to_string()))
+                .collect(),
+        );
         out
     }
 }
@@ -339,6 +371,8 @@ mod tests {
                 rtt_ms: Some(0.25),
                 calls: 10,
                 failures: 1,
+                signed: true,
+                auth_failures: 2,
             }],
             services: vec![ServiceStatus {
                 name: "vip\"1".into(),
@@ -387,7 +421,7 @@ mod tests {
     fn text_has_hosts_and_one_line_per_service() {
         let t = sample().text();
         assert!(
-            t.contains("host macbeth 127.0.0.3:1291 last-ok=0.5s last-failure=never rtt=0.25ms")
+            t.contains("host macbeth 127.0.0.3:1291 last-ok=0.5s last-failure=never rtt=0.25ms signed auth-failures=2")
         );
         assert!(t.contains(
             "vip\"1 local=UP running=yes reclaim=yes busy=- peers=[macbeth=UP] decision=\"RECLAIM: slave macbeth is UP too\""
@@ -402,6 +436,7 @@ mod tests {
         assert!(p.contains("failover_service_transitions_total{service=\"vip\\\"1\"} 2"));
         assert!(p.contains("failover_hook_seconds_total{service=\"vip\\\"1\",hook=\"start\"} 0.2"));
         assert!(p.contains("failover_peer_rtt_seconds{host=\"macbeth\"} 0.00025"));
+        assert!(p.contains("failover_peer_auth_failures_total{host=\"macbeth\"} 2"));
         // Every sample line belongs to a declared family.
         for line in p.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split('{').next().unwrap();

@@ -32,6 +32,8 @@ pub struct HostStats {
     pub rtt: Option<Duration>,
     pub calls: u64,
     pub failures: u64,
+    /// Replies that failed authentication (see [`Client::auth_failures`]).
+    pub auth_failures: u64,
 }
 
 impl HostStats {
@@ -98,6 +100,11 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<Ask>,
     stats: Arc<Mutex<HostStats>>,
 ) {
+    // Counted on top of what an earlier poller (before a reload) counted.
+    let base = stats
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .auth_failures;
     while let Some(first) = rx.recv().await {
         tokio::time::sleep(GATHER).await;
         let mut asks = vec![first];
@@ -123,10 +130,11 @@ async fn run(
             ) => Some(e.to_string()),
             _ => None,
         });
-        stats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .record(failed.map_or(Ok(sent.elapsed()), Err));
+        {
+            let mut stats = stats.lock().unwrap_or_else(|p| p.into_inner());
+            stats.record(failed.map_or(Ok(sent.elapsed()), Err));
+            stats.auth_failures = base + client.auth_failures;
+        }
         for ask in asks {
             let answer = match answers.get(&ask.service) {
                 Some(Ok(r)) => Ok(r.clone()),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use failover::Record;
 use failover::State;
+use failover::auth::{Seal, Signer, open_reply_any};
 use failover::proto::{
     ErrorCode, Header, Item, MAX_GET_NAMES, Op, Origin, ProtoError, Reply, Request, get_batches,
     udp,
@@ -59,6 +60,11 @@ pub struct Client {
     addresses: Result<Vec<SocketAddr>, String>,
     tcp: Option<BufReader<TcpStream>>,
     next_id: u64,
+    /// Signs every request when the host has a key.
+    signer: Option<Signer>,
+    /// Replies that failed authentication (forged, or unsigned): each is
+    /// taken as no answer, never as a state.
+    pub auth_failures: u64,
 }
 
 impl Client {
@@ -66,12 +72,53 @@ impl Client {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64);
+        let signer = host.key.clone().map(|key| {
+            let random = failover_daemon::random::seed().unwrap_or_else(|_| {
+                let mut s = [0; 16];
+                s[..8].copy_from_slice(&seed.to_be_bytes());
+                s[8..12].copy_from_slice(&std::process::id().to_be_bytes());
+                s
+            });
+            Signer::new(key, random)
+        });
         Client {
             host,
             addresses,
             tcp: None,
             next_id: seed ^ u64::from(std::process::id()) << 32,
+            signer,
+            auth_failures: 0,
         }
+    }
+
+    /// Whether requests to this host are signed.
+    pub fn signs(&self) -> bool {
+        self.signer.is_some()
+    }
+
+    /// The line to send for a request: signed, with the seal that opens its
+    /// reply, when the host has a key.
+    fn envelope(&mut self, plain: String) -> (String, Option<Seal>) {
+        match &mut self.signer {
+            None => (plain, None),
+            Some(signer) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let (line, seal) = signer.sign(now, &plain);
+                (line, Some(seal))
+            }
+        }
+    }
+
+    /// Counts a reply that failed authentication; the error says it was no
+    /// answer (never a state).
+    fn unauthenticated(&mut self, e: failover::auth::AuthError) -> io::Error {
+        self.auth_failures += 1;
+        io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("reply not authenticated: {e}"),
+        )
     }
 
     /// Reads `names`; each answer in order. A whole-request failure is
@@ -201,8 +248,9 @@ impl Client {
             stream.set_nodelay(true)?;
             self.tcp = Some(BufReader::new(stream));
         }
+        let (request, seal) = self.envelope(req.encode());
         let conn = self.tcp.as_mut().expect("connected above");
-        conn.get_mut().write_all(req.encode().as_bytes()).await?;
+        conn.get_mut().write_all(request.as_bytes()).await?;
         let mut line = String::new();
         if conn.read_line(&mut line).await? == 0 {
             return Err(io::Error::new(
@@ -211,6 +259,11 @@ impl Client {
             ));
         }
         let mut text = line.clone();
+        if seal.is_some() && line.starts_with("AUTH/") {
+            line.clear();
+            conn.read_line(&mut line).await?;
+            text.push_str(&line);
+        }
         let garbled = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
         if let Header::Items { count, .. } = Header::parse(&line).map_err(garbled)? {
             for _ in 0..count {
@@ -219,7 +272,14 @@ impl Client {
                 text.push_str(&line);
             }
         }
-        let reply = Reply::decode(&text).map_err(garbled)?;
+        let plain = match &seal {
+            None => text.as_str(),
+            Some(seal) => match seal.open_reply(&text) {
+                Ok(plain) => plain,
+                Err(e) => return Err(self.unauthenticated(e)),
+            },
+        };
+        let reply = Reply::decode(plain).map_err(garbled)?;
         check_id(&reply, req.id)?;
         Ok(reply)
     }
@@ -240,14 +300,33 @@ impl Client {
         socket.connect(target).await?;
         // faild answers at most three times the request's size over UDP: the
         // request is padded to allow the largest reply it can draw.
-        let text = udp::encode_padded(req);
+        let plain = udp::encode_padded(req);
         let mut buf = vec![0u8; 65_536];
+        // Every resend is signed afresh (faild refuses a nonce twice); a late
+        // reply to an earlier send opens with that send's seal. A datagram
+        // that fails authentication is skipped: the real reply may follow.
+        let mut seals: Vec<Seal> = Vec::new();
         loop {
+            let (text, seal) = self.envelope(plain.clone());
+            seals.extend(seal);
             socket.send(text.as_bytes()).await?;
             let wait = (limit / 4).max(Duration::from_millis(5));
             if let Ok(n) = tokio::time::timeout(wait, socket.recv(&mut buf)).await {
                 let n = n?;
-                let Ok(reply) = Reply::decode(&String::from_utf8_lossy(&buf[..n])) else {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                let plain = match self.signer.is_some() {
+                    false => Ok(&*text),
+                    true => open_reply_any(&seals, &text),
+                };
+                let plain = match plain {
+                    Ok(plain) => plain,
+                    Err(e) => {
+                        let e = self.unauthenticated(e);
+                        tracing::debug!("{}: {e}", self.host.name);
+                        continue;
+                    }
+                };
+                let Ok(reply) = Reply::decode(plain) else {
                     continue;
                 };
                 if reply.id() == Some(req.id) || reply.id().is_none() {

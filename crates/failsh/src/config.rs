@@ -26,7 +26,10 @@
 //! `check` take a function or a global function's name, looked up after the
 //! script ran. A service must be created before it is set up, at most once,
 //! and needs start and stop hooks; `localhost` cannot be a master or slave.
-//! `failhost` keys: `address`, `port`, `protocol` (`tcp`/`udp`), `community`.
+//! `failhost` keys: `address`, `port`, `protocol` (`tcp`/`udp`), `community`,
+//! `key_file` (sign requests to that host with a key from this file;
+//! relative to the config's directory) and `key_id` (which key of the file;
+//! default: the last one for the community).
 //!
 //! The script (and every hook) also gets `exec(cmd)` (runs `/bin/sh -c cmd`,
 //! returns its stdout less one trailing newline, raises `exec "cmd": exit
@@ -194,6 +197,13 @@ pub struct HostConfig {
     pub protocol: Protocol,
     /// Defaults to [`DEFAULT_COMMUNITY`].
     pub community: String,
+    /// `key_file` as given, and where (`file:line`, for errors).
+    pub key_file: Option<(String, String)>,
+    pub key_id: Option<String>,
+    /// The key requests to this host are signed with, read from `key_file`
+    /// once the script has run (so a changed key file makes a reloaded
+    /// config differ).
+    pub key: Option<std::sync::Arc<failover::auth::Key>>,
 }
 
 impl HostConfig {
@@ -210,6 +220,9 @@ impl HostConfig {
             port: failover::DEFAULT_PORT,
             protocol: Protocol::Tcp,
             community: DEFAULT_COMMUNITY.to_string(),
+            key_file: None,
+            key_id: None,
+            key: None,
         }
     }
 }

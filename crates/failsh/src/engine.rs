@@ -448,6 +448,8 @@ impl Engine {
                     rtt_ms: stats.rtt.map(|d| d.as_secs_f64() * 1000.0),
                     calls: stats.calls,
                     failures: stats.failures,
+                    signed: h.key.is_some(),
+                    auth_failures: stats.auth_failures,
                 }
             })
             .collect();

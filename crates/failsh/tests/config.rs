@@ -33,6 +33,9 @@ fn host(name: &str, port: u16, community: &str) -> HostConfig {
         port,
         protocol: Protocol::Tcp,
         community: community.into(),
+        key_file: None,
+        key_id: None,
+        key: None,
     }
 }
 
@@ -324,4 +327,61 @@ fn long_paths_are_not_abbreviated() {
         assert!(err.starts_with(&prefix), "{err}");
         assert!(err.ends_with(message), "{err}");
     }
+}
+
+/// `key_file` and `key_id`: the key is read once the script has run, through
+/// the secret-file checks; every mistake names the failhost line.
+#[test]
+fn host_keys() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::write(
+        &keys,
+        "old genesis hex:000102030405060708090a0b0c0d0e0f\nnew genesis hex:101112131415161718191a1b1c1d1e1f\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cfg = dir.path().join("h.lua");
+    let try_load = |body: &str| {
+        std::fs::write(&cfg, body).unwrap();
+        config::load(&cfg).map(|(c, _)| c).map_err(|e| e.0)
+    };
+    let c = try_load(
+        "failhost{ name = 'localhost', community = 'genesis', key_file = 'keys' }\n\
+         failhost('peer', 'community', 'genesis')\nfailhost('peer', 'key_file', 'keys')\nfailhost('peer', 'key_id', 'old')\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.hosts["localhost"].key.as_ref().unwrap().id,
+        "new",
+        "the last one"
+    );
+    assert_eq!(c.hosts["peer"].key.as_ref().unwrap().id, "old");
+    for (body, want) in [
+        (
+            "failhost{ name = 'p', key_file = 'nope' }",
+            "h.lua:1: host \"p\": key file",
+        ),
+        (
+            "failhost{ name = 'p', key_file = 'keys' }",
+            "h.lua:1: host \"p\": key file",
+        ),
+        (
+            "failhost{ name = 'p', community = 'genesis', key_file = 'keys', key_id = 'x' }",
+            "no key \"x\"",
+        ),
+        (
+            "failhost{ name = 'p', key_id = 'old' }",
+            "key_id without key_file",
+        ),
+        ("failhost{ name = 'p', key_id = 'a b' }", "not allowed"),
+    ] {
+        let e = try_load(body).unwrap_err();
+        assert!(e.contains(want), "{body}: {e}");
+    }
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let e =
+        try_load("failhost{ name = 'p', community = 'genesis', key_file = 'keys' }").unwrap_err();
+    assert!(e.contains("chmod go-w"), "{e}");
 }

@@ -24,4 +24,8 @@ pub const BINARIES: &[Binary] = &[
 /// Hand-written pages in `docs/man/` (not generated): `(name, section)`.
 /// They are cross-referenced from every generated page and checked with
 /// groff by the tests like the generated ones.
-pub const HAND_WRITTEN: &[(&str, &str)] = &[("faild-community", "5"), ("failsh-config", "5")];
+pub const HAND_WRITTEN: &[(&str, &str)] = &[
+    ("faild-community", "5"),
+    ("faild-keys", "5"),
+    ("failsh-config", "5"),
+];

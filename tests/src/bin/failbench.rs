@@ -3,6 +3,9 @@
 //! - GET throughput over UDP and TCP with N concurrent closed-loop clients,
 //!   next to a trivial UDP echo server (a separate process, measured in the
 //!   same run the same way), with the server CPU time per request of each;
+//! - signed (HMAC-SHA256, `faild -k`) against unsigned GETs over UDP: the
+//!   throughput, faild's CPU per request, and the client's cost to sign a
+//!   request and check its reply;
 //! - durable SET latency (acknowledged only after the state file is on
 //!   disk) with 100 services and with 100,000 services, and faild's RSS.
 //!
@@ -19,6 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use failover::auth::{Key, Signer};
 use failover::registry::Registry;
 use failover::{Record, State};
 use failover_tests::procstat::{cpu_seconds, rss_kib};
@@ -104,6 +108,8 @@ fn main() -> Result<()> {
         faild_udp.rate / echo_udp.rate,
         faild_udp.cpu_us / echo_udp.cpu_us
     );
+
+    signed_vs_unsigned(&args, dir.path(), &faild_udp)?;
 
     // Durable SETs, 100 services.
     let small = set_latency(&mut conn, "svc7", args.sets)?;
@@ -218,6 +224,96 @@ fn measure(
         rate: n / elapsed,
         cpu_us: cpu / n * 1e6,
     })
+}
+
+/// faild with a key for community `signed`: GET/s and faild's CPU per
+/// request, signed against the unsigned run above; and the client's own
+/// cost per request (sign, then open the sealed reply), in this process.
+fn signed_vs_unsigned(args: &Args, dir: &std::path::Path, unsigned: &Throughput) -> Result<()> {
+    let signed_dir = dir.join("signed");
+    std::fs::create_dir_all(&signed_dir)?;
+    let keys = signed_dir.join("keys");
+    std::fs::write(&keys, format!("bench signed hex:{}\n", "5a".repeat(32)))?;
+    let mut perms = std::fs::metadata(&keys)?.permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o600);
+    std::fs::set_permissions(&keys, perms)?;
+    let f = Faild::start(
+        &signed_dir,
+        Some("* public RO\n* signed RO\n* bench RW\n"),
+        &["-k", &keys.display().to_string()],
+    )?;
+    let key = Key::new("bench", Some("signed"), &[0x5a; 32]).map_err(anyhow::Error::msg)?;
+    let mut conn = Conn::open(f.socket())?;
+    conn.call("FAIL/1 0 bench SET svc42 UP backup42\n")?;
+    let seeds = AtomicU64::new(1);
+    let signed = measure(f.pid(), args.clients, args.seconds, |stop, n| {
+        let seed = seeds.fetch_add(1, Ordering::Relaxed);
+        let mut signer = Signer::new(key.clone(), [seed as u8; 16]);
+        signed_udp_client(f.socket(), &mut signer, stop, n)
+    })?;
+
+    // The client's side, alone: sign a GET, open a sealed 1-item reply.
+    let reply = "FAIL/1 1 OK 1\nsvc42 UP backup42 2026-01-01T00:00:00.000Z 1\n";
+    let mut signer = Signer::new(key.clone(), [0xee; 16]);
+    let rounds = 100_000;
+    let t = Instant::now();
+    for _ in 0..rounds {
+        let (line, seal) = signer.sign(unix_now(), "FAIL/1 1 signed GET svc42\n");
+        let sealed = seal.seal_reply(reply);
+        std::hint::black_box((&line, seal.open_reply(&sealed).is_ok()));
+    }
+    let client_us = t.elapsed().as_secs_f64() / f64::from(rounds) * 1e6;
+
+    println!();
+    println!(
+        "| GET over UDP ({} clients)      | requests/s | server CPU µs/request |",
+        args.clients
+    );
+    println!("|-------------------------------|-----------:|----------------------:|");
+    for (name, m) in [("unsigned", unsigned), ("signed (HMAC-SHA256)", &signed)] {
+        println!("| {name:<29} | {:>10.0} | {:>21.1} |", m.rate, m.cpu_us);
+    }
+    println!(
+        "signed / unsigned: {:.2} of the throughput, +{:.1} µs of faild CPU per request; \
+         client: {client_us:.1} µs to sign a request, seal and open its reply (in process)",
+        signed.rate / unsigned.rate,
+        signed.cpu_us - unsigned.cpu_us
+    );
+    Ok(())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A closed-loop UDP client that signs every GET afresh and counts only
+/// replies whose seal opens.
+fn signed_udp_client(
+    addr: SocketAddr,
+    signer: &mut Signer,
+    stop: &AtomicBool,
+    done: &AtomicU64,
+) -> Result<()> {
+    let s = UdpSocket::bind("127.0.0.1:0")?;
+    s.connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let mut buf = [0u8; 2048];
+    while !stop.load(Ordering::Relaxed) {
+        let (line, seal) = signer.sign(unix_now(), "FAIL/1 1 signed GET svc42\n");
+        s.send(line.as_bytes())?;
+        if let Ok(n) = s.recv(&mut buf) {
+            let text = std::str::from_utf8(&buf[..n]).unwrap_or("");
+            match seal.open_reply(text) {
+                Ok(plain) if plain.contains(" OK 1") => {
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                other => bail!("signed GET: {other:?}: {text:?}"),
+            }
+        }
+    }
+    Ok(())
 }
 
 fn udp_client(addr: SocketAddr, req: &str, stop: &AtomicBool, done: &AtomicU64) -> Result<()> {

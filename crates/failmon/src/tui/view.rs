@@ -169,12 +169,13 @@ impl App {
             Some(h) => {
                 let here = presence::services_on(snapshot, &h.name).len();
                 format!(
-                    "{} at {}: {} service(s) (l lists them); {} calls, {} failed; last error: {}",
+                    "{} at {}: {} service(s) (l lists them); {} calls, {} failed; {}; last error: {}",
                     host_label(snapshot, h),
                     h.address,
                     here,
                     h.calls,
                     h.failures,
+                    h.signing(),
                     dash(h.last_error.as_deref()),
                 )
             }
@@ -537,7 +538,7 @@ mod tests {
         );
         assert!(has(
             &s,
-            "ophelia at 127.0.0.4:1291: 1 service(s) (l lists them); 10 calls, 4 failed; last error: connection refused <&>"
+            "ophelia at 127.0.0.4:1291: 1 service(s) (l lists them); 10 calls, 4 failed; unsigned; last error: connection refused <&>"
         ));
     }
 

@@ -65,12 +65,16 @@ pub(super) fn strip_pad<'a>(args: &'a [&'a str]) -> &'a [&'a str] {
 }
 
 /// What faild sends over UDP for `reply` to a request of `request_len`
-/// bytes: the reply when it is within [`AMPLIFICATION`] times the request
-/// and [`MAX_UDP_REPLY`]; else `TOOBIG` (an error keeps its code but loses
-/// its message); `None` when not even the bare error fits, so nothing is
-/// sent.
-pub fn bounded_reply(reply: &Reply, request_len: usize) -> Option<String> {
-    let limit = AMPLIFICATION.saturating_mul(request_len).min(MAX_UDP_REPLY);
+/// bytes, before `overhead` bytes go in front of it (a signed reply's auth
+/// line): the reply when the whole is within [`AMPLIFICATION`] times the
+/// request and [`MAX_UDP_REPLY`]; else `TOOBIG` (an error keeps its code but
+/// loses its message); `None` when not even the bare error fits, so nothing
+/// is sent.
+pub fn bounded_reply(reply: &Reply, request_len: usize, overhead: usize) -> Option<String> {
+    let limit = AMPLIFICATION
+        .saturating_mul(request_len)
+        .min(MAX_UDP_REPLY)
+        .saturating_sub(overhead);
     let text = reply.encode();
     if text.len() <= limit {
         return Some(text);
@@ -152,7 +156,7 @@ mod tests {
                 }
                 .encode();
                 let padded = encode_padded(&req);
-                let sent = bounded_reply(&Reply::decode(&worst).unwrap(), padded.len()).unwrap();
+                let sent = bounded_reply(&Reply::decode(&worst).unwrap(), padded.len(), 0).unwrap();
                 if worst.len() <= MAX_UDP_REPLY {
                     assert_eq!(sent, worst, "{n} names of {len}: answered whole");
                 } else {
@@ -171,21 +175,28 @@ mod tests {
             items: vec![Item::Found("vip".into(), worst_record())],
         };
         let big = items.encode().len();
-        assert_eq!(bounded_reply(&items, big / 3 + 1), Some(items.encode()));
-        let refused = bounded_reply(&items, big / 3 - 1).unwrap();
+        assert_eq!(bounded_reply(&items, big / 3 + 1, 0), Some(items.encode()));
+        let refused = bounded_reply(&items, big / 3 - 1, 0).unwrap();
         assert!(refused.starts_with("FAIL/1 9 ERR TOOBIG "), "{refused}");
         assert!(refused.len() <= 3 * (big / 3 - 1));
         let err = Reply::error(Some(3), ErrorCode::BadRequest, "a long explanation");
         assert_eq!(
-            bounded_reply(&err, 10).as_deref(),
+            bounded_reply(&err, 10, 0).as_deref(),
             Some("FAIL/1 3 ERR BADREQ \n")
         );
-        assert!(bounded_reply(&err, 100).unwrap().contains("explanation"));
-        assert_eq!(bounded_reply(&err, 5), None, "too short to answer at all");
+        assert!(bounded_reply(&err, 100, 0).unwrap().contains("explanation"));
+        assert_eq!(
+            bounded_reply(&err, 5, 0),
+            None,
+            "too short to answer at all"
+        );
         for len in 0..200 {
             for reply in [&items, &err] {
-                if let Some(text) = bounded_reply(reply, len) {
-                    assert!(text.len() <= 3 * len && text.len() <= MAX_UDP_REPLY);
+                for overhead in [0, 90, 140] {
+                    if let Some(text) = bounded_reply(reply, len, overhead) {
+                        let sent = text.len() + overhead;
+                        assert!(sent <= 3 * len && sent <= MAX_UDP_REPLY);
+                    }
                 }
             }
         }

@@ -179,7 +179,14 @@ fn apply(
 }
 
 /// A host setting: its `failhost` subcommand and table key.
-const HOST_KEYS: [&str; 4] = ["address", "port", "protocol", "community"];
+const HOST_KEYS: [&str; 6] = [
+    "address",
+    "port",
+    "protocol",
+    "community",
+    "key_file",
+    "key_id",
+];
 
 fn failhost(draft: &mut Draft, at: &str, args: Vec<Value>) -> Result<(), String> {
     match args.as_slice() {
@@ -252,6 +259,18 @@ fn apply_host(
         }
         "port" => host.port = port(value)?,
         "protocol" => host.protocol = Protocol::from_str(&string(value, "protocol")?)?,
+        "key_file" => {
+            let file = string(value, "key_file")?;
+            if file.is_empty() {
+                return Err("key_file must not be empty".into());
+            }
+            host.key_file = Some((file, at.to_string()));
+        }
+        "key_id" => {
+            let id = string(value, "key_id")?;
+            failover::auth::check_key_id(&id)?;
+            host.key_id = Some(id);
+        }
         _ => {
             let community = string(value, "community")?;
             check_community(&community)?;

@@ -2,8 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use failover::auth::{Key, KeyRing};
+use failover_daemon::secret::read_secret_file;
 use mlua::{Function, Lua, Value};
 
 use super::{
@@ -117,6 +120,9 @@ impl Draft {
                 .entry(name.to_string())
                 .or_insert_with(|| HostConfig::implicit(name));
         }
+        for host in hosts.values_mut() {
+            host.key = load_key(host, file)?;
+        }
         let config = Config {
             services,
             hosts,
@@ -125,6 +131,30 @@ impl Draft {
         };
         Ok((config, table, named_at))
     }
+}
+
+/// The key `host` signs with: `key_file` read through the secret-file
+/// checks (relative to the config's directory), the key picked by `key_id`
+/// or the community. Errors name the `failhost` line.
+fn load_key(host: &HostConfig, config: &Path) -> Result<Option<Arc<Key>>, String> {
+    let Some((file, at)) = &host.key_file else {
+        return match &host.key_id {
+            Some(_) => Err(format!("host {:?}: key_id without key_file", host.name)),
+            None => Ok(None),
+        };
+    };
+    let path = config.parent().unwrap_or(Path::new(".")).join(file);
+    let fail = |m: String| format!("{at}: host {:?}: {m}", host.name);
+    let secret = read_secret_file(&path).map_err(|e| fail(format!("key file {e}")))?;
+    for warning in &secret.warnings {
+        tracing::warn!("{at}: host {:?}: key file {warning}", host.name);
+    }
+    let ring = KeyRing::parse(&secret.text, &path.display().to_string())
+        .map_err(|e| fail(e.to_string()))?;
+    let key = ring
+        .signing_key(&host.community, host.key_id.as_deref())
+        .map_err(|e| fail(format!("key file {}: {e}", path.display())))?;
+    Ok(Some(key.clone()))
 }
 
 fn finish_service(
