@@ -292,7 +292,7 @@ fn a_community_file_others_may_change_is_refused_on_sighup() {
     community_file(dir.path(), "* public RO\n* other RW\n", 0o644, None);
     f.signal("HUP");
     wait_for("the reload", Duration::from_secs(10), || {
-        f.log().contains("community file re-read")
+        f.log().contains("SIGHUP: re-read")
     })
     .unwrap();
     assert!(f.log().contains("chmod o-r"), "{}", f.log());
