@@ -45,19 +45,31 @@ pub fn rules(data: &[u8]) {
                     addr.parse()
                         .unwrap_or_else(|_| panic!("line {n}: source {s:?} was accepted"))
                 });
-                let service = if *service == "*" { "any-service" } else { service };
+                let service = if *service == "*" {
+                    "any-service"
+                } else {
+                    service
+                };
                 assert!(
-                    rules.grants(community, from).allows(service, need).is_some(),
+                    rules
+                        .grants(community, from)
+                        .allows(service, need)
+                        .is_some(),
                     "line {n} {fields:?} does not grant {need:?} on {service} from {from}"
                 );
             }
             let stranger = "x".repeat(failover::names::MAX_COMMUNITY + 1);
-            assert!(rules.grants(&stranger, Ipv4Addr::LOCALHOST.into()).is_empty());
+            assert!(
+                rules
+                    .grants(&stranger, Ipv4Addr::LOCALHOST.into())
+                    .is_empty()
+            );
 
             let normal: String = text
                 .lines()
                 .map(|line| {
-                    let words: Vec<String> = line.split_ascii_whitespace().map(String::from).collect();
+                    let words: Vec<String> =
+                        line.split_ascii_whitespace().map(String::from).collect();
                     match words.as_slice() {
                         [first, ..] if first.starts_with('#') => String::new(),
                         [s, c, a, rest @ ..] => {
@@ -70,16 +82,19 @@ pub fn rules(data: &[u8]) {
                 })
                 .map(|l| l + "\n")
                 .collect();
-            assert_eq!(Rules::parse(&normal, FILE).as_ref(), Ok(&rules), "{normal:?}");
+            assert_eq!(
+                Rules::parse(&normal, FILE).as_ref(),
+                Ok(&rules),
+                "{normal:?}"
+            );
         }
         Err(e) => {
             assert_one_line("community file error", &e.0);
-            let n: usize = e
-                .0
-                .strip_prefix(&format!("{FILE}:"))
-                .and_then(|rest| rest.split(':').next())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or_else(|| panic!("error {:?} names no line", e.0));
+            let n: usize =
+                e.0.strip_prefix(&format!("{FILE}:"))
+                    .and_then(|rest| rest.split(':').next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("error {:?} names no line", e.0));
             assert!(
                 rule_lines(text).any(|(m, _)| m == n),
                 "error {:?} names a line that is no rule",

@@ -15,7 +15,12 @@ fn now() -> SystemTime {
 
 /// Renders a loaded file as faild would rewrite it.
 fn rewrite(loaded: &Loaded) -> String {
-    render(&loaded.registry, None, loaded.boot_id.as_deref().unwrap_or(""), now())
+    render(
+        &loaded.registry,
+        None,
+        loaded.boot_id.as_deref().unwrap_or(""),
+        now(),
+    )
 }
 
 /// A file faild loads, rewritten, is a fixed point: it loads, and its
@@ -32,7 +37,8 @@ pub fn state_file(data: &[u8]) {
         return;
     };
     let once = rewrite(&first);
-    let normal = parse(&once).unwrap_or_else(|e| panic!("rewritten file does not load: {e}\n{once}"));
+    let normal =
+        parse(&once).unwrap_or_else(|e| panic!("rewritten file does not load: {e}\n{once}"));
     assert_eq!(rewrite(&normal), once, "rewriting is not stable");
     assert_eq!(normal.registry.len(), first.registry.len());
 
@@ -46,10 +52,16 @@ pub fn state_file(data: &[u8]) {
         .take(8)
         .collect();
     for name in &names {
-        for op in ["SET {} UP", "SET {} FAIL b by=failsh", "SET {} RECOVER force=yes", "DEL {}"] {
+        for op in [
+            "SET {} UP",
+            "SET {} FAIL b by=failsh",
+            "SET {} RECOVER force=yes",
+            "DEL {}",
+        ] {
             let line = format!("FAIL/1 1 w {}", op.replace("{}", name));
             let req = Request::parse(line.as_bytes()).expect("a valid request");
-            let Outcome::Change { mutation, .. } = normal.registry.execute(&req, &grants, now()) else {
+            let Outcome::Change { mutation, .. } = normal.registry.execute(&req, &grants, now())
+            else {
                 continue;
             };
             let pending = render(&normal.registry, Some(&mutation), "boot", now());
@@ -71,5 +83,6 @@ pub fn state_file(data: &[u8]) {
         "a service stays UP across a reboot"
     );
     let after = render(&rebooted.registry, None, "another boot", now());
-    parse(&after).unwrap_or_else(|e| panic!("after a reboot faild writes a file it cannot load: {e}"));
+    parse(&after)
+        .unwrap_or_else(|e| panic!("after a reboot faild writes a file it cannot load: {e}"));
 }

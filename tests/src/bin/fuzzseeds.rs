@@ -136,7 +136,15 @@ impl Drop for Corpus {
 const FAILC_RUNS: &[&[&str]] = &[
     &["-l"],
     &["-c", "genesis", "-s", "UP", "-b", "macbeth", "vip"],
-    &["-c", "genesis", "-s", "recover", "www", "db", "mail.example.org"],
+    &[
+        "-c",
+        "genesis",
+        "-s",
+        "recover",
+        "www",
+        "db",
+        "mail.example.org",
+    ],
     &["vip"],
     &["vip", "www", "nosuch"],
     &["-c", "genesis", "-s", "FAIL", "vip"],
@@ -146,7 +154,15 @@ const FAILC_RUNS: &[&[&str]] = &[
     &["-c", "genesis", "-x", "nosuch"],
     &["-c", "public", "-s", "UP", "vip"],
     &["-c", "wrong", "vip"],
-    &["-c", "genesis", "-s", "UP", "-b", "10.0.0.2", "192.168.1.10"],
+    &[
+        "-c",
+        "genesis",
+        "-s",
+        "UP",
+        "-b",
+        "10.0.0.2",
+        "192.168.1.10",
+    ],
     &["-l", "--json"],
 ];
 
@@ -177,7 +193,10 @@ fn faild_traffic(root: &Path, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)?;
     let faild = Faild::start(dir, Some(cluster::RULES), &[])?;
     let recorder = Recorder::start(faild.socket())?;
-    let (host, port) = (recorder.addr.ip().to_string(), recorder.addr.port().to_string());
+    let (host, port) = (
+        recorder.addr.ip().to_string(),
+        recorder.addr.port().to_string(),
+    );
     let mut last_state = String::new();
     let mut record_state = |states: &mut Corpus| -> Result<()> {
         let text = read(&faild.state_file());
@@ -202,10 +221,14 @@ fn faild_traffic(root: &Path, dir: &Path) -> Result<()> {
     // The relays end when both sides have closed; wait for the last.
     let want = FAILC_RUNS.len() + RAW_LINES.len();
     let mut seen = Vec::new();
-    failover_tests::wait_for("the recorded conversations", Duration::from_secs(20), || {
-        seen.extend(recorder.take());
-        seen.len() >= want
-    })?;
+    failover_tests::wait_for(
+        "the recorded conversations",
+        Duration::from_secs(20),
+        || {
+            seen.extend(recorder.take());
+            seen.len() >= want
+        },
+    )?;
     for (up, down) in seen {
         for line in String::from_utf8_lossy(&up).split_inclusive('\n') {
             requests.add(line)?;
@@ -237,7 +260,12 @@ fn failsh_traffic(root: &Path, dir: &Path) -> Result<()> {
     let mut monitor = Corpus::new(root, "monitor")?;
     let mut debug = Corpus::new(root, "debug")?;
     let (faild, failsh) = lone_failsh(dir, None, |_| {
-        vec!["-D".into(), DEBUG_PORT.to_string(), "-c".into(), SECRET.into()]
+        vec![
+            "-D".into(),
+            DEBUG_PORT.to_string(),
+            "-c".into(),
+            SECRET.into(),
+        ]
     })?;
     let stream = TcpStream::connect(SocketAddr::new(failsh.addr, failsh.monitor_port))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -263,7 +291,13 @@ fn failsh_traffic(root: &Path, dir: &Path) -> Result<()> {
     ];
     for args in runs {
         let o = faildebug()
-            .args(["-c", SECRET, "-p", &recorder.addr.port().to_string(), "127.0.0.1"])
+            .args([
+                "-c",
+                SECRET,
+                "-p",
+                &recorder.addr.port().to_string(),
+                "127.0.0.1",
+            ])
             .args(*args)
             .output()?;
         if !o.status.success() {
@@ -271,10 +305,14 @@ fn failsh_traffic(root: &Path, dir: &Path) -> Result<()> {
         }
     }
     let mut seen = Vec::new();
-    failover_tests::wait_for("the recorded debug sessions", Duration::from_secs(20), || {
-        seen.extend(recorder.take());
-        seen.len() >= runs.len()
-    })?;
+    failover_tests::wait_for(
+        "the recorded debug sessions",
+        Duration::from_secs(20),
+        || {
+            seen.extend(recorder.take());
+            seen.len() >= runs.len()
+        },
+    )?;
     for (up, down) in seen {
         // The community line is no command; the lines after it are.
         for line in String::from_utf8_lossy(&up).split_inclusive('\n').skip(1) {
@@ -286,7 +324,13 @@ fn failsh_traffic(root: &Path, dir: &Path) -> Result<()> {
             debug.add(format!("{block}\n"))?;
         }
     }
-    for extra in ["help\n", "log\n", "quit\n", "level engine trace config off\n", "bogus\n"] {
+    for extra in [
+        "help\n",
+        "log\n",
+        "quit\n",
+        "level engine trace config off\n",
+        "bogus\n",
+    ] {
         debug.add(extra)?;
     }
     Ok(())
