@@ -68,8 +68,11 @@ pub fn rules(data: &[u8]) {
             let normal: String = text
                 .lines()
                 .map(|line| {
-                    let words: Vec<String> =
-                        line.split_ascii_whitespace().map(String::from).collect();
+                    let words: Vec<String> = line
+                        .trim()
+                        .split_ascii_whitespace()
+                        .map(String::from)
+                        .collect();
                     match words.as_slice() {
                         [first, ..] if first.starts_with('#') => String::new(),
                         [s, c, a, rest @ ..] => {
