@@ -224,6 +224,22 @@ mod tests {
         assert!(parse("FAIL/1 0 OK").is_err());
     }
 
+    /// Found by fuzzing (target `monitor`): without serde_json's
+    /// `float_roundtrip`, failmon read `9176399324.581123` as a float one
+    /// step away from the one failsh wrote, so a snapshot changed in
+    /// transit.
+    #[test]
+    fn times_arrive_exactly_as_sent() {
+        for time in ["9176399324.5811243", "9176399324.581123"] {
+            let mut s = sample();
+            s.hosts[0].last_ok = Some(0.5);
+            let line = serde_json::to_string(&s).unwrap().replace("0.5", time);
+            let read = parse(&line).unwrap();
+            assert_eq!(read.hosts[0].last_ok, Some(time.parse::<f64>().unwrap()));
+            assert_eq!(parse(&serde_json::to_string(&read).unwrap()).unwrap(), read);
+        }
+    }
+
     /// A one-shot server on 127.0.0.1 that writes `lines` and closes.
     fn server(lines: Vec<String>) -> Target {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();

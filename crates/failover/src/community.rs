@@ -158,9 +158,27 @@ pub fn same_secret(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
+/// Reads a source: an address, or an address and a prefix length.
+///
+/// The address is read by the standard library's strict parser, never by
+/// `IpNet`'s own: that one takes `010.0.0.0/8` as 10.0.0.0/8, where other
+/// tools read a leading zero as octal (8.0.0.0/8), so the rule would not
+/// grant what its author meant; and it would disagree with how the same
+/// address without a prefix is read (refused).
 fn parse_source(s: &str) -> Result<IpNet, String> {
-    s.parse::<IpNet>()
-        .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+    let (addr, len) = match s.split_once('/') {
+        Some((addr, len)) => (addr, Some(len)),
+        None => (s, None),
+    };
+    addr.parse::<IpAddr>()
+        .ok()
+        .and_then(|addr| match len {
+            None => Some(IpNet::from(addr)),
+            Some(len) if !len.is_empty() && len.bytes().all(|b| b.is_ascii_digit()) => {
+                IpNet::new(addr, len.parse().ok()?).ok()
+            }
+            Some(_) => None,
+        })
         .map(|n| match n {
             // An IPv4 client reaching an IPv6 socket is seen as ::ffff:a.b.c.d;
             // sources are compared canonically, so a rule is written plainly.
@@ -171,7 +189,7 @@ fn parse_source(s: &str) -> Result<IpNet, String> {
                 .unwrap_or(IpNet::V6(v6)),
             v4 => v4,
         })
-        .map_err(|_| format!("source {s:?} is not an address or network (e.g. 127.0.0.0/8)"))
+        .ok_or_else(|| format!("source {s:?} is not an address or network (e.g. 127.0.0.0/8)"))
 }
 
 /// The rules one client may use (see [`Rules::grants`]).
@@ -276,6 +294,35 @@ mod tests {
         ] {
             let e = Rules::parse(text, "f").unwrap_err().0;
             assert!(e.starts_with(want), "{text:?} gave {e:?}");
+        }
+    }
+
+    /// Found by fuzzing (target `community`): `IpNet`'s parser took
+    /// `063.0.0.0/8` as 63.0.0.0/8, where a leading zero reads as octal
+    /// elsewhere, and where `063.0.0.1` alone is refused.
+    #[test]
+    fn sources_are_read_strictly() {
+        for bad in [
+            "010.0.0.0/8",
+            "063.0.0.0/8",
+            "::ffff:010.0.0.1/104",
+            "10.0.0.0/+8",
+            "10.0.0.0/",
+            "10.0.0.0/33",
+            "010.0.0.1",
+        ] {
+            let e = Rules::parse(&format!("* g RW {bad}"), "f").unwrap_err().0;
+            assert!(e.starts_with("f:1: source"), "{bad}: {e}");
+        }
+        for (good, inside, outside) in [
+            ("10.0.0.0/8", "10.9.9.9", "11.0.0.1"),
+            ("10.1.2.3/08", "10.200.0.1", "9.0.0.1"),
+            ("192.0.2.7", "192.0.2.7", "192.0.2.8"),
+            ("fe80::/10", "fe80::1", "fec0::1"),
+        ] {
+            let rules = Rules::parse(&format!("* g RW {good}"), "f").unwrap();
+            assert!(allowed(&rules, "g", inside, "s", Access::Write), "{good}");
+            assert!(!allowed(&rules, "g", outside, "s", Access::Write), "{good}");
         }
     }
 

@@ -4,6 +4,18 @@ use std::time::SystemTime;
 
 use crate::State;
 
+/// The largest change counter: TOML, the state file's format, holds signed
+/// 64-bit integers, so a larger counter would make a file that other tools
+/// (and a strict reader) refuse. A counter stays here once it gets here:
+/// the state file never holds a counter it cannot read back.
+pub const MAX_CHANGES: u64 = i64::MAX as u64;
+
+/// The counter after one more change, kept at [`MAX_CHANGES`] (only a
+/// state file edited by hand gets anywhere near it).
+pub fn next_change(changes: u64) -> u64 {
+    changes.saturating_add(1).min(MAX_CHANGES)
+}
+
 /// What faild knows about one service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use crate::community::{Access, Grants};
 use crate::proto::{ErrorCode, Item, Op, Origin, Reply, Request, Status};
+use crate::record::next_change;
 use crate::{Record, State};
 
 /// All services of one faild. Ordered maps keep listings and the state file
@@ -201,7 +202,7 @@ impl Registry {
                 state,
                 backup.map(str::to_string),
                 now,
-                self.retired.get(name).copied().unwrap_or(0) + 1,
+                next_change(self.retired.get(name).copied().unwrap_or(0)),
             );
             record.by_failsh =
                 matches!(origin, Origin::Failsh | Origin::Claim) && state == State::Up;
@@ -245,7 +246,7 @@ impl Registry {
         if new.state != old.state {
             new.since = now;
         }
-        new.changes = old.changes + 1;
+        new.changes = next_change(old.changes);
         Some(Mutation::Set {
             name: name.to_string(),
             record: new,
@@ -279,7 +280,7 @@ impl Registry {
         {
             r.state = State::Fail;
             r.since = now;
-            r.changes += 1;
+            r.changes = next_change(r.changes);
             changed.push(name.clone());
         }
         changed

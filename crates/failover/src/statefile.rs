@@ -27,6 +27,7 @@ use serde::Deserialize;
 
 use crate::names::check_name;
 use crate::proto::parse_time;
+use crate::record::MAX_CHANGES;
 use crate::registry::{Mutation, Registry};
 use crate::{Record, State};
 
@@ -107,6 +108,7 @@ pub fn parse(text: &str) -> Result<Loaded, StateFileError> {
         if let Some(b) = &r.backup {
             check_name("backup host", b).map_err(err)?;
         }
+        check_counter(r.changes).map_err(err)?;
         let parse_state = |s: &str| s.parse::<State>().map_err(|e| err(e.to_string()));
         let record = Record {
             state: parse_state(&r.state)?,
@@ -118,13 +120,26 @@ pub fn parse(text: &str) -> Result<Loaded, StateFileError> {
         };
         records.insert(name, record);
     }
-    for name in file.retired.keys() {
+    for (name, changes) in &file.retired {
         check_name("retired service name", name).map_err(StateFileError)?;
+        check_counter(*changes)
+            .map_err(|m| StateFileError(format!("retired service {name:?}: {m}")))?;
     }
     Ok(Loaded {
         registry: Registry::from_parts(records, file.retired),
         boot_id: file.boot_id,
     })
+}
+
+/// A change counter must leave room to count on: faild never writes one
+/// above [`MAX_CHANGES`], so a larger one was edited in (and would wrap).
+fn check_counter(changes: u64) -> Result<(), String> {
+    if changes > MAX_CHANGES {
+        return Err(format!(
+            "changes {changes} is above the largest counter, {MAX_CHANGES}"
+        ));
+    }
+    Ok(())
 }
 
 /// Renders the registry as it will be once `pending` is applied, so the file
@@ -352,6 +367,37 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// Found writing the `statefile` fuzz target's property: a counter of u64::MAX
+    /// in a hand-edited file made the next SET overflow (a panic in a
+    /// debug build, a counter wrapping to 0 in release).
+    #[test]
+    fn counters_leave_room_to_count() {
+        let file = |changes: u64| {
+            format!(
+                "format = 1\n[services.vip]\nstate = \"UP\"\nsince = \"2026-01-01T00:00:00.000Z\"\nchanges = {changes}\n\n[retired]\nold = {changes}\n"
+            )
+        };
+        for too_big in [MAX_CHANGES + 1, u64::MAX] {
+            let e = parse(&file(too_big)).unwrap_err().0;
+            assert!(e.contains("above the largest counter"), "{e}");
+        }
+        let mut reg = parse(&file(MAX_CHANGES)).unwrap().registry;
+        for line in [
+            "FAIL/1 1 w SET vip FAIL",
+            "FAIL/1 1 w SET old UP",
+            "FAIL/1 1 w DEL vip",
+            "FAIL/1 1 w SET vip UP",
+        ] {
+            let m = plan(&reg, line, t(1)).unwrap();
+            let text = render(&reg, Some(&m), BOOT, t(1));
+            reg.apply(&m);
+            assert_eq!(parse(&text).unwrap().registry, reg, "{line}");
+        }
+        assert_eq!(reg.get("vip").unwrap().changes, MAX_CHANGES);
+        reg.fail_up_services(t(2));
+        assert_eq!(reg.get("old").unwrap().changes, MAX_CHANGES);
     }
 
     #[test]
