@@ -7,6 +7,10 @@
 //!   (at start: exit 1, one line naming the file; on SIGHUP: the old rules
 //!   stay); one others may read is warned about.
 //!
+//! - A FIFO at the community or key file's path is refused at once (at
+//!   start: exit 1; on SIGHUP: the old rules stay), never waited on, so a
+//!   reload never keeps faild from stopping on SIGTERM.
+//!
 //! - `--help` never prints a community taken from the environment.
 //!
 //! The plants are made by user `nobody`; where the tests do not run as root
@@ -81,14 +85,17 @@ fn spawn_faild(addr: std::net::IpAddr, args: &[&str], log: &Path) -> Child {
 fn started(mut child: Child, addr: std::net::IpAddr) -> Result<Child, Option<i32>> {
     let sock = (addr, failover::DEFAULT_PORT).into();
     let mut exited = None;
-    wait_for("faild to answer or exit", Duration::from_secs(20), || {
+    let waited = wait_for("faild to answer or exit", Duration::from_secs(20), || {
         if let Ok(Some(status)) = child.try_wait() {
             exited = Some(status.code());
             return true;
         }
         answers(sock)
-    })
-    .unwrap();
+    });
+    if let Err(e) = waited {
+        drop(Killed(child));
+        panic!("{e}");
+    }
     match exited {
         Some(code) => Err(code),
         None => Ok(child),
@@ -300,6 +307,75 @@ fn a_community_file_others_may_change_is_refused_on_sighup() {
         f.failc(&["-c", "other", "-s", "FAIL", "vip"]).status.code(),
         Some(0)
     );
+}
+
+/// Replaces `path` with a FIFO that nobody writes to.
+fn plant_fifo(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    let made = Command::new("mkfifo")
+        .args(["-m", "600"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn a_fifo_at_the_community_or_key_path_is_refused_and_never_blocks_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    // At start: refused with one line, promptly (a blocked open would keep
+    // faild from answering or exiting).
+    let fifo = dir.path().join("keys.fifo");
+    plant_fifo(&fifo);
+    let rules = community_file(dir.path(), RULES, 0o600, None);
+    let state = dir.path().join("start.state");
+    let log = dir.path().join("start.log");
+    let addr = unique_addr().into();
+    let args = [
+        "-s",
+        state.to_str().unwrap(),
+        "-c",
+        rules.to_str().unwrap(),
+        "-k",
+        fifo.to_str().unwrap(),
+    ];
+    match started(spawn_faild(addr, &args, &log), addr) {
+        Ok(child) => {
+            drop(Killed(child));
+            panic!("faild started with a FIFO as key file: {}", read(&log));
+        }
+        Err(code) => {
+            let text = read(&log);
+            assert_eq!(code, Some(1), "{text}");
+            assert_eq!(text.lines().count(), 1, "one line: {text}");
+            assert!(
+                text.contains(&fifo.display().to_string()) && text.contains("not a regular file"),
+                "{text}"
+            );
+        }
+    }
+
+    // On SIGHUP: refused, the old rules stay, and SIGTERM still stops faild.
+    let mut f = Faild::start(dir.path(), None, &["-c", rules.to_str().unwrap()]).unwrap();
+    plant_fifo(&rules);
+    f.signal("HUP");
+    wait_for("the reload to be refused", Duration::from_secs(10), || {
+        f.log()
+            .lines()
+            .any(|l| l.contains("SIGHUP") && l.contains("not a regular file"))
+    })
+    .unwrap_or_else(|e| panic!("{e} (faild blocked opening the FIFO?)\n{}", f.log()));
+    assert_eq!(
+        f.failc(&["-c", "genesis", "-s", "UP", "vip"]).status.code(),
+        Some(0),
+        "the old rules stay in force"
+    );
+    let asked = std::time::Instant::now();
+    let status = f.stop_with("TERM").unwrap();
+    let took = asked.elapsed();
+    println!("stopped {took:?} after SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", f.log());
+    assert!(took < Duration::from_secs(10), "took {took:?} to stop");
 }
 
 #[test]
