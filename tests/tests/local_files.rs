@@ -3,6 +3,9 @@
 //! - A state directory other users may write is refused at start, so a link
 //!   planted at the state file's temporary name (which faild used to follow,
 //!   overwriting the link's target as root) never gets a chance.
+//! - A symbolic link in place of the state directory is refused, never
+//!   followed; a directory faild creates for `-u` is handed over on the
+//!   opened directory.
 //! - A community file others may write, or owned by another user, is refused
 //!   (at start: exit 1, one line naming the file; on SIGHUP: the old rules
 //!   stay); one others may read is warned about.
@@ -197,6 +200,76 @@ fn a_state_directory_others_may_write_is_refused_so_no_planted_link_is_followed(
         .mode()
         & 0o777;
     assert_eq!(mode, 0o640, "state file mode {mode:o}");
+}
+
+#[test]
+fn a_state_directory_that_is_a_link_is_refused_and_one_made_for_u_is_handed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    set_mode(dir.path(), 0o755); // nobody may reach what faild makes here
+    let rules = dir.path().join("communities");
+    std::fs::write(&rules, RULES).unwrap();
+    set_mode(&rules, 0o600);
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    set_mode(&real, 0o755);
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let state = link.join("faild.state");
+    let log = dir.path().join("link.log");
+    let addr = unique_addr().into();
+    let args = ["-s", state.to_str().unwrap(), "-c", rules.to_str().unwrap()];
+    match started(spawn_faild(addr, &args, &log), addr) {
+        Ok(child) => {
+            drop(Killed(child));
+            panic!("faild started in a linked state directory: {}", read(&log));
+        }
+        Err(code) => {
+            let text = read(&log);
+            assert_eq!(code, Some(1), "{text}");
+            let lines: Vec<&str> = text.lines().filter(|l| !l.contains(" INFO ")).collect();
+            assert_eq!(lines.len(), 1, "one error line: {text}");
+            assert!(
+                lines[0].contains(&link.display().to_string())
+                    && lines[0].contains("symbolic link"),
+                "names the directory and why: {text}"
+            );
+        }
+    }
+    assert_eq!(
+        std::fs::read_dir(&real).unwrap().count(),
+        0,
+        "nothing written"
+    );
+
+    // As root with -u: the directory faild makes is handed to that user,
+    // who can then write the state file in it.
+    let (uid, _) = as_root_or_skip!();
+    let made = dir.path().join("made");
+    let state = made.join("faild.state");
+    let log = dir.path().join("made.log");
+    let addr = unique_addr().into();
+    let args = [
+        "-s",
+        state.to_str().unwrap(),
+        "-c",
+        rules.to_str().unwrap(),
+        "-u",
+        "nobody",
+    ];
+    let faild = Killed(
+        started(spawn_faild(addr, &args, &log), addr)
+            .unwrap_or_else(|code| panic!("exit {code:?}: {}", read(&log))),
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(&made).unwrap().uid(),
+        uid,
+        "owned by nobody"
+    );
+    let o = failover_tests::failc(&["-h", &addr.to_string(), "-c", "genesis", "-s", "UP", "vip"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(read(&state).contains("state = \"UP\""));
+    drop(faild);
 }
 
 /// A community file in `dir` with `mode`, owned by `owner` (root if none).
