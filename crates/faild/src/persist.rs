@@ -239,8 +239,13 @@ const STATE_MODE: u32 = 0o640;
 /// Creates a new temporary file beside the state file, under a name nobody
 /// can guess (`.NAME.tmp.PID.RANDOM`), exclusively (`O_EXCL`, so an entry
 /// already there — a planted symbolic link — is never opened, let alone
-/// followed or truncated; another name is tried instead). Only a file this
-/// call created is ever removed.
+/// followed or truncated; another name is tried instead). When a write
+/// fails, [`write_atomic`] removes only the file this call created. At start,
+/// [`remove_stale_temps`] removes every entry with the `.NAME.tmp.` prefix,
+/// whoever made it: safe because it runs with the state file's lock held (no
+/// other faild is writing one) in a directory [`check_state_dir`] found only
+/// root and faild's user may write, so such an entry is a killed faild's
+/// leftover or a trusted user's doing.
 fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
     let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
     for _ in 0..8 {
@@ -258,9 +263,11 @@ fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
     Err(last)
 }
 
-/// Removes the temporary files a killed faild left beside `path` (with the
-/// lock held, no other faild is writing one). The directory is trusted
-/// ([`check_state_dir`]); unlinking never follows a link.
+/// Removes the temporary files a killed faild left beside `path`: every
+/// entry whose name starts with `.NAME.tmp.`, not only files this process
+/// made. Called with the lock held (no other faild is writing one), in a
+/// directory checked at start to be writable only by root and faild's user
+/// ([`check_state_dir`]); unlinking removes a link itself, never its target.
 fn remove_stale_temps(path: &Path) {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return;
