@@ -3,9 +3,16 @@
 //! - A state directory other users may write is refused at start, so a link
 //!   planted at the state file's temporary name (which faild used to follow,
 //!   overwriting the link's target as root) never gets a chance.
+//! - A symbolic link in place of the state directory is refused, never
+//!   followed; a directory faild creates for `-u` is handed over on the
+//!   opened directory.
 //! - A community file others may write, or owned by another user, is refused
 //!   (at start: exit 1, one line naming the file; on SIGHUP: the old rules
 //!   stay); one others may read is warned about.
+//!
+//! - A FIFO at the community or key file's path is refused at once (at
+//!   start: exit 1; on SIGHUP: the old rules stay), never waited on, so a
+//!   reload never keeps faild from stopping on SIGTERM.
 //!
 //! - `--help` never prints a community taken from the environment.
 //!
@@ -81,14 +88,17 @@ fn spawn_faild(addr: std::net::IpAddr, args: &[&str], log: &Path) -> Child {
 fn started(mut child: Child, addr: std::net::IpAddr) -> Result<Child, Option<i32>> {
     let sock = (addr, failover::DEFAULT_PORT).into();
     let mut exited = None;
-    wait_for("faild to answer or exit", Duration::from_secs(20), || {
+    let waited = wait_for("faild to answer or exit", Duration::from_secs(20), || {
         if let Ok(Some(status)) = child.try_wait() {
             exited = Some(status.code());
             return true;
         }
         answers(sock)
-    })
-    .unwrap();
+    });
+    if let Err(e) = waited {
+        drop(Killed(child));
+        panic!("{e}");
+    }
     match exited {
         Some(code) => Err(code),
         None => Ok(child),
@@ -190,6 +200,76 @@ fn a_state_directory_others_may_write_is_refused_so_no_planted_link_is_followed(
         .mode()
         & 0o777;
     assert_eq!(mode, 0o640, "state file mode {mode:o}");
+}
+
+#[test]
+fn a_state_directory_that_is_a_link_is_refused_and_one_made_for_u_is_handed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    set_mode(dir.path(), 0o755); // nobody may reach what faild makes here
+    let rules = dir.path().join("communities");
+    std::fs::write(&rules, RULES).unwrap();
+    set_mode(&rules, 0o600);
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    set_mode(&real, 0o755);
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let state = link.join("faild.state");
+    let log = dir.path().join("link.log");
+    let addr = unique_addr().into();
+    let args = ["-s", state.to_str().unwrap(), "-c", rules.to_str().unwrap()];
+    match started(spawn_faild(addr, &args, &log), addr) {
+        Ok(child) => {
+            drop(Killed(child));
+            panic!("faild started in a linked state directory: {}", read(&log));
+        }
+        Err(code) => {
+            let text = read(&log);
+            assert_eq!(code, Some(1), "{text}");
+            let lines: Vec<&str> = text.lines().filter(|l| !l.contains(" INFO ")).collect();
+            assert_eq!(lines.len(), 1, "one error line: {text}");
+            assert!(
+                lines[0].contains(&link.display().to_string())
+                    && lines[0].contains("symbolic link"),
+                "names the directory and why: {text}"
+            );
+        }
+    }
+    assert_eq!(
+        std::fs::read_dir(&real).unwrap().count(),
+        0,
+        "nothing written"
+    );
+
+    // As root with -u: the directory faild makes is handed to that user,
+    // who can then write the state file in it.
+    let (uid, _) = as_root_or_skip!();
+    let made = dir.path().join("made");
+    let state = made.join("faild.state");
+    let log = dir.path().join("made.log");
+    let addr = unique_addr().into();
+    let args = [
+        "-s",
+        state.to_str().unwrap(),
+        "-c",
+        rules.to_str().unwrap(),
+        "-u",
+        "nobody",
+    ];
+    let faild = Killed(
+        started(spawn_faild(addr, &args, &log), addr)
+            .unwrap_or_else(|code| panic!("exit {code:?}: {}", read(&log))),
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(&made).unwrap().uid(),
+        uid,
+        "owned by nobody"
+    );
+    let o = failover_tests::failc(&["-h", &addr.to_string(), "-c", "genesis", "-s", "UP", "vip"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(read(&state).contains("state = \"UP\""));
+    drop(faild);
 }
 
 /// A community file in `dir` with `mode`, owned by `owner` (root if none).
@@ -300,6 +380,75 @@ fn a_community_file_others_may_change_is_refused_on_sighup() {
         f.failc(&["-c", "other", "-s", "FAIL", "vip"]).status.code(),
         Some(0)
     );
+}
+
+/// Replaces `path` with a FIFO that nobody writes to.
+fn plant_fifo(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    let made = Command::new("mkfifo")
+        .args(["-m", "600"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn a_fifo_at_the_community_or_key_path_is_refused_and_never_blocks_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    // At start: refused with one line, promptly (a blocked open would keep
+    // faild from answering or exiting).
+    let fifo = dir.path().join("keys.fifo");
+    plant_fifo(&fifo);
+    let rules = community_file(dir.path(), RULES, 0o600, None);
+    let state = dir.path().join("start.state");
+    let log = dir.path().join("start.log");
+    let addr = unique_addr().into();
+    let args = [
+        "-s",
+        state.to_str().unwrap(),
+        "-c",
+        rules.to_str().unwrap(),
+        "-k",
+        fifo.to_str().unwrap(),
+    ];
+    match started(spawn_faild(addr, &args, &log), addr) {
+        Ok(child) => {
+            drop(Killed(child));
+            panic!("faild started with a FIFO as key file: {}", read(&log));
+        }
+        Err(code) => {
+            let text = read(&log);
+            assert_eq!(code, Some(1), "{text}");
+            assert_eq!(text.lines().count(), 1, "one line: {text}");
+            assert!(
+                text.contains(&fifo.display().to_string()) && text.contains("not a regular file"),
+                "{text}"
+            );
+        }
+    }
+
+    // On SIGHUP: refused, the old rules stay, and SIGTERM still stops faild.
+    let mut f = Faild::start(dir.path(), None, &["-c", rules.to_str().unwrap()]).unwrap();
+    plant_fifo(&rules);
+    f.signal("HUP");
+    wait_for("the reload to be refused", Duration::from_secs(10), || {
+        f.log()
+            .lines()
+            .any(|l| l.contains("SIGHUP") && l.contains("not a regular file"))
+    })
+    .unwrap_or_else(|e| panic!("{e} (faild blocked opening the FIFO?)\n{}", f.log()));
+    assert_eq!(
+        f.failc(&["-c", "genesis", "-s", "UP", "vip"]).status.code(),
+        Some(0),
+        "the old rules stay in force"
+    );
+    let asked = std::time::Instant::now();
+    let status = f.stop_with("TERM").unwrap();
+    let took = asked.elapsed();
+    println!("stopped {took:?} after SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", f.log());
+    assert!(took < Duration::from_secs(10), "took {took:?} to stop");
 }
 
 #[test]

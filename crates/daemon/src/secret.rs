@@ -8,10 +8,18 @@
 //! Checks run on the opened file (`fstat`), never on the path before the
 //! open, so the file checked is the file read. Symbolic links are followed,
 //! as `/etc` setups use them; the link's target is what gets checked.
+//!
+//! The open itself must not block: a FIFO planted at the path (or a device)
+//! would otherwise hang the caller until someone writes to it, and faild
+//! re-reads on SIGHUP inside the task that also waits for SIGTERM. So the
+//! file is opened `O_NONBLOCK` (a FIFO without writer then opens at once and
+//! is refused by the `fstat` check as not a regular file; on a regular file
+//! the flag changes nothing), `O_NOCTTY` (a terminal never becomes a
+//! detached daemon's controlling terminal) and `O_CLOEXEC`.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 /// The largest secret file read (1 MiB): a community or key file is a few
@@ -55,7 +63,7 @@ pub fn read_secret_file(path: &Path) -> Result<SecretText, SecretFileError> {
         path: shown.clone(),
         source,
     };
-    let mut file = File::open(path).map_err(io)?;
+    let mut file = open_without_blocking(path).map_err(io)?;
     let meta = file.metadata().map_err(io)?;
     let warnings = check(&shown, &meta, nix::unistd::geteuid().as_raw())?;
     let mut bytes = Vec::new();
@@ -70,6 +78,14 @@ pub fn read_secret_file(path: &Path) -> Result<SecretText, SecretFileError> {
         path: shown.clone(),
     })?;
     Ok(SecretText { text, warnings })
+}
+
+/// Opens `path` for reading without ever waiting (see the module's doc).
+fn open_without_blocking(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
 }
 
 /// The rules, on the metadata of the opened file: a regular file, owned by
@@ -182,5 +198,28 @@ mod tests {
             read_secret_file(Path::new("/dev/zero")).unwrap_err(),
             SecretFileError::NotRegular { .. }
         ));
+    }
+
+    #[test]
+    fn a_fifo_without_writer_is_refused_at_once_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("communities");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || tx.send(read_secret_file(&path).map(|t| t.text)));
+        let got = rx.recv_timeout(std::time::Duration::from_secs(10));
+        if got.is_err() {
+            // Release the blocked reader so that the test process can end.
+            let _ = OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&fifo);
+        }
+        let err = got
+            .expect("read_secret_file still blocked on the FIFO after 10 s")
+            .unwrap_err();
+        assert!(matches!(err, SecretFileError::NotRegular { .. }), "{err}");
+        assert!(err.to_string().contains("communities"), "{err}");
     }
 }

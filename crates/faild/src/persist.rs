@@ -239,8 +239,13 @@ const STATE_MODE: u32 = 0o640;
 /// Creates a new temporary file beside the state file, under a name nobody
 /// can guess (`.NAME.tmp.PID.RANDOM`), exclusively (`O_EXCL`, so an entry
 /// already there — a planted symbolic link — is never opened, let alone
-/// followed or truncated; another name is tried instead). Only a file this
-/// call created is ever removed.
+/// followed or truncated; another name is tried instead). When a write
+/// fails, [`write_atomic`] removes only the file this call created. At start,
+/// [`remove_stale_temps`] removes every entry with the `.NAME.tmp.` prefix,
+/// whoever made it: safe because it runs with the state file's lock held (no
+/// other faild is writing one) in a directory [`check_state_dir`] found only
+/// root and faild's user may write, so such an entry is a killed faild's
+/// leftover or a trusted user's doing.
 fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
     let mut last = io::Error::from(io::ErrorKind::AlreadyExists);
     for _ in 0..8 {
@@ -258,9 +263,11 @@ fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
     Err(last)
 }
 
-/// Removes the temporary files a killed faild left beside `path` (with the
-/// lock held, no other faild is writing one). The directory is trusted
-/// ([`check_state_dir`]); unlinking never follows a link.
+/// Removes the temporary files a killed faild left beside `path`: every
+/// entry whose name starts with `.NAME.tmp.`, not only files this process
+/// made. Called with the lock held (no other faild is writing one), in a
+/// directory checked at start to be writable only by root and faild's user
+/// ([`check_state_dir`]); unlinking removes a link itself, never its target.
 fn remove_stale_temps(path: &Path) {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
         return;
@@ -311,15 +318,14 @@ fn random_u64() -> u64 {
 /// owned by root or by one of `trusted` (the user faild runs as), and not
 /// writable by group or others — sticky or not (in a sticky `/tmp` another
 /// user could still put a `faild.state` or its lock there first). Checked
-/// at start, before the state file is read.
+/// at start, before the state file is read, on the opened directory
+/// ([`open_dir`]), so a symbolic link put in its place is refused rather
+/// than its target judged.
 pub fn check_state_dir(dir: &Path, trusted: &[u32]) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let meta = fs::metadata(dir).with_context(|| format!("state directory {}", dir.display()))?;
-    anyhow::ensure!(
-        meta.is_dir(),
-        "state directory {}: not a directory",
-        dir.display()
-    );
+    let meta = open_dir(dir)?
+        .metadata()
+        .with_context(|| format!("state directory {}", dir.display()))?;
     let (owner, mode) = (meta.uid(), meta.mode() & 0o7777);
     anyhow::ensure!(
         owner == 0 || trusted.contains(&owner),
@@ -332,6 +338,59 @@ pub fn check_state_dir(dir: &Path, trusted: &[u32]) -> Result<()> {
         dir.display()
     );
     Ok(())
+}
+
+/// Gives the state directory faild just created to the user it will run as
+/// (`-u`), so that it can still replace the state file after dropping root.
+/// The change is made on the opened directory (`fchown`), and only when
+/// that directory is still the one this process made (owned by it): in a
+/// parent others may write, someone could otherwise swap in a link to
+/// `/etc`, or a directory of their own with files planted in it, between
+/// the `mkdir` and the `chown`.
+pub fn hand_over_state_dir(dir: &Path, uid: u32, gid: u32) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let handle = open_dir(dir)?;
+    let meta = handle
+        .metadata()
+        .with_context(|| format!("state directory {}", dir.display()))?;
+    let me = nix::unistd::geteuid().as_raw();
+    anyhow::ensure!(
+        meta.uid() == me,
+        "state directory {}: owned by uid {}, not the directory faild just made (uid {me}); refused",
+        dir.display(),
+        meta.uid()
+    );
+    std::os::unix::fs::fchown(&handle, Some(uid), Some(gid)).with_context(|| {
+        format!(
+            "state directory {}: cannot hand it over to uid {uid}",
+            dir.display()
+        )
+    })
+}
+
+/// Opens the directory `dir` itself: `O_NOFOLLOW`, so a symbolic link at its
+/// place (the last component of the path) is refused, never followed;
+/// `O_DIRECTORY`, so anything else is refused too. This port's choice: a
+/// state directory is named by its real path. Links in the components
+/// before the last are followed (`/var` may be one).
+fn open_dir(dir: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir)
+        .map_err(|e| {
+            let shown = dir.display();
+            match fs::symlink_metadata(dir) {
+                Ok(m) if m.is_symlink() => anyhow::anyhow!(
+                    "state directory {shown}: a symbolic link; refused: give -s the real directory's path"
+                ),
+                Ok(m) if !m.is_dir() => {
+                    anyhow::anyhow!("state directory {shown}: not a directory")
+                }
+                _ => anyhow::anyhow!("state directory {shown}: {e}"),
+            }
+        })
 }
 
 #[cfg(test)]
@@ -408,6 +467,59 @@ mod tests {
         if me != 0 {
             let err = check_state_dir(dir.path(), &[]).unwrap_err().to_string();
             assert!(err.contains("owned by uid"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_link_in_place_of_the_state_dir_is_refused_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = nix::unistd::geteuid().as_raw();
+        let real = dir.path().join("real");
+        fs::create_dir(&real).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        check_state_dir(&real, &[me]).unwrap();
+        let err = check_state_dir(&link, &[me]).unwrap_err().to_string();
+        assert!(
+            err.contains("symbolic link") && err.contains(&link.display().to_string()),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        let file = dir.path().join("file");
+        fs::write(&file, "").unwrap();
+        let err = check_state_dir(&file, &[me]).unwrap_err().to_string();
+        assert!(err.contains("not a directory"), "{err}");
+    }
+
+    #[test]
+    fn handing_over_the_state_dir_never_follows_a_link() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (me, my_gid) = (
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        );
+        // As root, hand over to another user; else to oneself (the only
+        // change allowed), which still shows what is refused.
+        let (uid, gid) = if me == 0 { (4242, 4242) } else { (me, my_gid) };
+        let target = dir.path().join("etc");
+        fs::create_dir(&target).unwrap();
+        let link = dir.path().join("state");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let err = hand_over_state_dir(&link, uid, gid)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert_eq!(fs::metadata(&target).unwrap().uid(), me, "target untouched");
+        let made = dir.path().join("made");
+        fs::create_dir(&made).unwrap();
+        hand_over_state_dir(&made, uid, gid).unwrap();
+        assert_eq!(fs::metadata(&made).unwrap().uid(), uid);
+        if me == 0 {
+            // A directory someone else swapped in is not taken over.
+            let err = hand_over_state_dir(&made, 0, 0).unwrap_err().to_string();
+            assert!(err.contains("not the directory faild just made"), "{err}");
+            assert_eq!(fs::metadata(&made).unwrap().uid(), uid);
         }
     }
 

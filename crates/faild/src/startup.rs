@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use crate::access::Access;
 use crate::cli::Cli;
-use crate::persist::{StateFile, check_state_dir, current_boot_id};
+use crate::persist::{StateFile, check_state_dir, current_boot_id, hand_over_state_dir};
 use crate::server::{self, Listeners};
 use crate::store::Store;
 use crate::tcp::Limits;
@@ -97,8 +97,7 @@ fn prepare(cli: &Cli) -> Result<Prepared> {
         // it can still replace the state file after -u.
         if let Some(spec) = &cli.user {
             let user = daemon::lookup_user(spec)?;
-            nix::unistd::chown(dir, Some(user.uid), Some(user.gid))
-                .with_context(|| format!("-u {spec}: cannot hand {} over", dir.display()))?;
+            hand_over_state_dir(dir, user.uid.as_raw(), user.gid.as_raw())?;
         }
     }
     // Only root, faild's own user and the -u user may change the directory
