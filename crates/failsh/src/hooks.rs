@@ -36,6 +36,7 @@ mod location;
 mod sandbox;
 #[cfg(test)]
 pub(crate) mod tests;
+pub(crate) mod text;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -157,7 +158,8 @@ fn outcome(kind: HookKind, values: MultiValue) -> Result<HookOutcome, HookError>
         };
     }
     let state = match &first {
-        Value::String(s) => State::from_str(&s.to_string_lossy()).ok(),
+        // Longer than any state name: not copied out of Lua whole.
+        Value::String(s) => State::from_str(&text::excerpt(s, MAX_STATE_NAME)).ok(),
         _ => None,
     };
     state.map(HookOutcome::State).ok_or_else(|| {
@@ -168,11 +170,16 @@ fn outcome(kind: HookKind, values: MultiValue) -> Result<HookOutcome, HookError>
     })
 }
 
+/// Longer than any text `State::from_str` accepts.
+const MAX_STATE_NAME: usize = 16;
+/// How much of a returned string an error message shows.
+const SHOWN_RESULT: usize = 100;
+
 /// A returned value for an error message.
 fn describe(value: &Value) -> String {
     match value {
         Value::Nil => "nothing".to_string(),
-        Value::String(s) => format!("{:?}", s.to_string_lossy()),
+        Value::String(s) => format!("{:?}", text::excerpt(s, SHOWN_RESULT)),
         Value::Boolean(_) | Value::Integer(_) | Value::Number(_) => {
             let text = value.to_string().unwrap_or_default();
             format!("{} {text}", value.type_name())
