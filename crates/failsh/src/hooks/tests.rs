@@ -727,3 +727,64 @@ async fn long_strings_are_cut_in_messages() {
         failed(format!("{}…", "x".repeat(300)))
     );
 }
+
+/// The ways around per-service globals: `rawset` on the globals, writes to
+/// the library tables (directly, with `rawset`, or through the string
+/// metatable), and the table `pairs(_G)` hands out. One service trying them
+/// all changes nothing another service's hook sees.
+#[tokio::test]
+async fn one_service_cannot_reach_anothers_globals_or_libraries() {
+    let f = Fixture::new(
+        r#"
+        local function up() return "UP" end
+        failsvc{ name = "vandal", stop = up, start = function()
+            rawset(_ENV, "log", false)
+            rawset(_G, "exec", false)
+            assert(rawget(_G, "log") == false and exec == false)
+            for _, attempt in ipairs{
+                function() string.format = nil end,
+                function() table.concat = nil end,
+                function() math.max = nil end,
+                function() utf8.char = nil end,
+                function() rawset(string, "rep", nil) end,
+                function() setmetatable(string, nil) end,
+                function() getmetatable("").__index.upper = nil end,
+                function() setmetatable(getmetatable(""), nil) end,
+                function() local _, base = pairs(_G); rawset(base, "hostname", nil) end,
+                function() local _, lib = pairs(string); rawset(lib, "sub", nil) end,
+            } do
+                pcall(attempt)
+            end
+            return "UP"
+        end }
+        failsvc{ name = "victim", stop = up, start = function()
+            log("still here")
+            assert(exec("echo UP") == "UP" and hostname())
+            assert(rawget(_G, "log") == log and rawget(string, "rep") == string.rep)
+            assert(string.format("%d", 1) == "1" and table.concat({ "a" }) == "a")
+            assert(math.max(1, 2) == 2 and utf8.char(65) == "A")
+            assert(("x"):upper() == "X" and ("abc"):sub(2) == "bc" and string.rep("a", 2) == "aa")
+            assert(getmetatable("") == false)
+            local names = {}
+            for k in pairs(_G) do names[k] = true end
+            assert(names.log and names.string and names.hostname)
+            for k in pairs(string) do names[k] = true end
+            assert(names.rep and names.format)
+            return "UP"
+        end }
+        failsvc{ name = "told", stop = up, start = function()
+            string.format = nil
+        end }
+        "#,
+    );
+    let up = Ok(HookOutcome::State(State::Up));
+    assert_eq!(f.start("vandal", LONG).await, up);
+    assert_eq!(f.start("victim", LONG).await, up);
+    assert_eq!(
+        f.start("told", LONG).await,
+        Err(HookError::Failed(format!(
+            "{}:39: string is read-only in failsh's hooks",
+            f.path().display()
+        )))
+    );
+}
