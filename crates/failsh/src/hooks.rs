@@ -3,9 +3,13 @@
 //!
 //! All hooks live in the one Lua state the config was loaded into, so they
 //! can share the config's locals and read its globals. A global a hook
-//! assigns is its service's own: each service's hooks see the config's
-//! globals through a table of their own, so one service cannot break the
-//! helpers of another (see `sandbox.lua`). The state may hold at most
+//! assigns (also with `rawset(_G, ...)`) is its service's own: each
+//! service's hooks see the config's globals through a table of their own,
+//! and the libraries (`string`, `table`, `math`, `utf8`, and the string
+//! metatable) through read-only views, so one service cannot replace a
+//! helper or library function another uses (see `sandbox.lua`). What the
+//! config shares on purpose stays shared: its `local` variables and the
+//! tables they hold, and `collectgarbage`'s settings. The state may hold at most
 //! [`MEMORY_LIMIT`](engine::MEMORY_LIMIT) bytes; past it an allocation is a
 //! Lua error, so the hook fails. [`Hooks::call`] runs a hook
 //! under a time limit; several services' hooks may be called at once from
@@ -29,6 +33,11 @@
 //! never stopped (nor is one in a `__close` handler run when an abandoned
 //! hook's thread is closed). Either holds the Lua state, and so every other hook,
 //! meanwhile. Loops in plain Lua code, even under `pcall`, are stopped.
+//!
+//! No Lua string is copied into Rust whole unless its length was checked:
+//! `log` lines, `exec` commands, returned values and error messages are cut
+//! first (see [`text`]), so references to one big string, which cost Lua
+//! little, cannot make failsh allocate beyond the Lua memory limit.
 
 mod engine;
 mod helpers;
