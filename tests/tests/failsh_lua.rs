@@ -285,3 +285,57 @@ fn the_community_variables_reach_no_hook_and_no_help_text() {
     );
     assert!(!stdout(&help).contains(secret), "{}", stdout(&help));
 }
+
+/// Lets a running process map at most `more` bytes beyond what it has
+/// mapped now, so that a Rust allocation beyond that fails (and aborts
+/// failsh) instead of eating the machine when a defence is missing.
+fn limit_address_space(pid: u32, more: u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let size_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmSize:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmSize");
+    let bytes = (size_kib << 10) + more;
+    let status = Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), &format!("--as={bytes}")])
+        .status()
+        .expect("prlimit (util-linux) runs");
+    assert!(status.success(), "prlimit failed");
+}
+
+/// `log` with 10,000 references to one 1 MiB string costs Lua 1 MiB but
+/// would have Rust copy 10 GB: failsh must cut the line before copying,
+/// stay alive and stay small.
+#[test]
+fn log_of_many_references_to_a_big_string_keeps_failsh_small() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let flood = "start = function() return \"UP\" end, stop = function() return \"FAIL\" end,\n\
+        check = function()\n\
+            local s, t = string.rep(\"x\", 1 << 20), {}\n\
+            for i = 1, 10000 do t[i] = s end\n\
+            log(\"flood\", table.unpack(t))\n\
+            exec(\"echo c >> @DIR@/flood.checks\")\n\
+        end";
+    let (_faild, failsh) = start(dir, &[("flood", flood), ("other", &counted("other"))], &[]);
+    let pid = failsh.pid();
+    limit_address_space(pid, 1 << 30);
+    let mut peak = 0;
+    let file = dir.join("flood.checks");
+    wait_for("three flooding checks", BOUND, || {
+        peak = peak.max(rss_kib(pid).unwrap_or(0));
+        count(&file) >= 3
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", failsh.log()));
+    checks_go_on(dir, &failsh, "other", 3);
+    println!("failsh peak RSS during log floods: {} MiB", peak >> 10);
+    assert!(peak < 200 << 10, "peak RSS {} MiB", peak >> 10);
+    let log = failsh.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("hook: flood x"))
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(line.len() < 5 << 10 && line.contains("x…"), "{line}");
+    stop(failsh, BOUND);
+}

@@ -397,6 +397,26 @@ mod tests {
         assert_eq!(err, ConfigError(expected));
     }
 
+    /// A string setting is measured before it is copied out of Lua: many
+    /// hosts sharing one huge Lua string as `key_file` would otherwise cost
+    /// one Rust copy each.
+    #[test]
+    fn an_overlong_string_setting_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("long.lua");
+        for setting in [
+            "failhost('h', 'key_file', string.rep('k', 5000))",
+            "failsvc{ name = 'vip', start = string.rep('k', 5000) }",
+        ] {
+            std::fs::write(&file, format!("{setting}\n")).unwrap();
+            let err = load(&file).err().unwrap();
+            assert!(
+                err.0.ends_with(" is 5000 bytes long; at most 4096 allowed"),
+                "{err}"
+            );
+        }
+    }
+
     #[test]
     fn a_binary_config_is_refused() {
         let dir = tempfile::tempdir().unwrap();

@@ -3,9 +3,13 @@
 //!
 //! All hooks live in the one Lua state the config was loaded into, so they
 //! can share the config's locals and read its globals. A global a hook
-//! assigns is its service's own: each service's hooks see the config's
-//! globals through a table of their own, so one service cannot break the
-//! helpers of another (see `sandbox.lua`). The state may hold at most
+//! assigns (also with `rawset(_G, ...)`) is its service's own: each
+//! service's hooks see the config's globals through a table of their own,
+//! and the libraries (`string`, `table`, `math`, `utf8`, and the string
+//! metatable) through read-only views, so one service cannot replace a
+//! helper or library function another uses (see `sandbox.lua`). What the
+//! config shares on purpose stays shared: its `local` variables and the
+//! tables they hold, and `collectgarbage`'s settings. The state may hold at most
 //! [`MEMORY_LIMIT`](engine::MEMORY_LIMIT) bytes; past it an allocation is a
 //! Lua error, so the hook fails. [`Hooks::call`] runs a hook
 //! under a time limit; several services' hooks may be called at once from
@@ -29,6 +33,11 @@
 //! never stopped (nor is one in a `__close` handler run when an abandoned
 //! hook's thread is closed). Either holds the Lua state, and so every other hook,
 //! meanwhile. Loops in plain Lua code, even under `pcall`, are stopped.
+//!
+//! No Lua string is copied into Rust whole unless its length was checked:
+//! `log` lines, `exec` commands, returned values and error messages are cut
+//! first (see [`text`]), so references to one big string, which cost Lua
+//! little, cannot make failsh allocate beyond the Lua memory limit.
 
 mod engine;
 mod helpers;
@@ -36,6 +45,7 @@ mod location;
 mod sandbox;
 #[cfg(test)]
 pub(crate) mod tests;
+pub(crate) mod text;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -157,7 +167,8 @@ fn outcome(kind: HookKind, values: MultiValue) -> Result<HookOutcome, HookError>
         };
     }
     let state = match &first {
-        Value::String(s) => State::from_str(&s.to_string_lossy()).ok(),
+        // Longer than any state name: not copied out of Lua whole.
+        Value::String(s) => State::from_str(&text::excerpt(s, MAX_STATE_NAME)).ok(),
         _ => None,
     };
     state.map(HookOutcome::State).ok_or_else(|| {
@@ -168,11 +179,16 @@ fn outcome(kind: HookKind, values: MultiValue) -> Result<HookOutcome, HookError>
     })
 }
 
+/// Longer than any text `State::from_str` accepts.
+const MAX_STATE_NAME: usize = 16;
+/// How much of a returned string an error message shows.
+const SHOWN_RESULT: usize = 100;
+
 /// A returned value for an error message.
 fn describe(value: &Value) -> String {
     match value {
         Value::Nil => "nothing".to_string(),
-        Value::String(s) => format!("{:?}", s.to_string_lossy()),
+        Value::String(s) => format!("{:?}", text::excerpt(s, SHOWN_RESULT)),
         Value::Boolean(_) | Value::Integer(_) | Value::Number(_) => {
             let text = value.to_string().unwrap_or_default();
             format!("{} {text}", value.type_name())

@@ -13,6 +13,7 @@ use mlua::{Function, MultiValue, Table, Value};
 
 use super::draft::{Draft, HookRef, ServiceDraft};
 use super::{HostConfig, LOCALHOST, Protocol};
+use crate::hooks::text::excerpt;
 use crate::hooks::{Engine, HookKind};
 
 /// Shortest interval, timeout or hook time limit accepted: a zero-length
@@ -20,6 +21,13 @@ use crate::hooks::{Engine, HookKind};
 const MIN_SECONDS: f64 = 0.001;
 /// Longest interval, timeout or hook time limit accepted (one day).
 const MAX_SECONDS: f64 = 86_400.0;
+
+/// Longest string setting accepted (a file path may be 4096 bytes): checked
+/// before the string is copied out of Lua, so a config cannot make failsh
+/// hold many copies of one huge Lua string (see [`crate::hooks::text`]).
+const MAX_STRING: usize = 4096;
+/// Longest text a number, key or shown value is read from.
+const SHORT: usize = 64;
 
 type Handler = fn(&mut Draft, &str, Vec<Value>) -> Result<(), String>;
 
@@ -161,8 +169,8 @@ fn apply(
         ServiceKey::Hook(kind) => {
             let hook = match one(values, what)? {
                 Value::Function(f) => HookRef::Function(Function::clone(f)),
-                Value::String(s) => HookRef::Global {
-                    name: s.to_string_lossy(),
+                Value::String(_) => HookRef::Global {
+                    name: string(one(values, what)?, what)?,
                     at: at.to_string(),
                 },
                 other => {
@@ -284,7 +292,7 @@ fn port(value: &Value) -> Result<u16, String> {
     let number = match value {
         Value::Integer(i) => Some(*i),
         Value::Number(n) if n.fract() == 0.0 && n.abs() < 1e9 => Some(*n as i64),
-        Value::String(s) => s.to_string_lossy().trim().parse().ok(),
+        Value::String(s) => excerpt(s, SHORT).trim().parse().ok(),
         _ => None,
     };
     number
@@ -299,7 +307,7 @@ fn check_keys(table: &Table, known: &[&str]) -> Result<(), String> {
     for pair in table.pairs::<Value, Value>() {
         let (key, _) = pair.map_err(|e| e.to_string())?;
         match &key {
-            Value::String(s) if known.contains(&s.to_string_lossy().as_str()) => {}
+            Value::String(s) if known.contains(&excerpt(s, SHORT).as_str()) => {}
             other => unknown.push(show(other)),
         }
     }
@@ -359,7 +367,7 @@ fn seconds(value: &Value, what: &str) -> Result<Duration, String> {
     let secs = match value {
         Value::Integer(i) => Some(*i as f64),
         Value::Number(n) => Some(*n),
-        Value::String(s) => s.to_string_lossy().trim().parse().ok(),
+        Value::String(s) => excerpt(s, SHORT).trim().parse().ok(),
         _ => None,
     };
     secs.filter(|s| (MIN_SECONDS..=MAX_SECONDS).contains(s))
@@ -374,6 +382,10 @@ fn seconds(value: &Value, what: &str) -> Result<Duration, String> {
 
 fn string(value: &Value, what: &str) -> Result<String, String> {
     match value {
+        Value::String(s) if s.as_bytes().len() > MAX_STRING => Err(format!(
+            "{what} is {} bytes long; at most {MAX_STRING} allowed",
+            s.as_bytes().len()
+        )),
         Value::String(s) => s
             .to_str()
             .map(|s| s.to_string())
@@ -386,7 +398,7 @@ fn string(value: &Value, what: &str) -> Result<String, String> {
 /// anything else by type.
 fn show(value: &Value) -> String {
     match value {
-        Value::String(s) => format!("{:?}", s.to_string_lossy()),
+        Value::String(s) => format!("{:?}", excerpt(s, SHORT)),
         Value::Integer(i) => i.to_string(),
         Value::Number(n) => n.to_string(),
         Value::Boolean(b) => b.to_string(),

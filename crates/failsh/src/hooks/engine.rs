@@ -89,10 +89,11 @@ impl Engine {
         })
     }
 
-    /// Once the config has run: its globals become read-only to the hooks,
-    /// and each service's hooks get a global table of their own on top of
-    /// them (from [`Engine::service_globals`]), so that one service
-    /// assigning `log = nil` or `exec = ...` changes nothing for another.
+    /// Once the config has run: its globals and libraries become read-only
+    /// to the hooks, and each service's hooks get a global table of their
+    /// own on top of them (from [`Engine::service_globals`]), so that one
+    /// service assigning `log = nil`, `exec = ...` or `string.format = nil`
+    /// changes nothing for another.
     pub(crate) fn seal(&self) -> mlua::Result<()> {
         self.sandbox.seal(&self.lua)
     }

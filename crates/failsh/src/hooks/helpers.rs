@@ -4,13 +4,14 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Output, Stdio};
 use std::sync::Arc;
 
-use mlua::{Function, Lua, MultiValue, Value};
+use mlua::{Function, Lua, Table, Value};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
 use super::engine::{Run, Runs};
+use super::text::{excerpt, shorten};
 
 /// Longest stderr excerpt put into an `exec` error.
 const MAX_STDERR: usize = 300;
@@ -20,28 +21,61 @@ const MAX_STDERR: usize = 300;
 pub(crate) const MAX_STDOUT: usize = 64 << 10;
 /// Most of a command's standard error `exec` keeps, for its error message.
 const KEPT_STDERR: usize = 4 << 10;
+/// Longest command `exec` runs: Linux's limit on one argument of a program
+/// (`MAX_ARG_STRLEN`, 128 KiB with the terminating NUL). Checked before the
+/// command is copied out of Lua (see [`super::text`]).
+const MAX_COMMAND: usize = (128 << 10) - 1;
+/// How much of a command its messages show.
+const SHOWN_COMMAND: usize = 200;
+/// Longest message a failed `exec` raises.
+const MAX_MESSAGE: usize = 1 << 10;
+/// Longest line `log` writes; the rest is cut (marked `…`) before anything
+/// is copied out of Lua.
+pub(crate) const MAX_LOG_LINE: usize = 4 << 10;
 
-/// Lua side of `exec`: the Rust part returns `true, stdout` or `false,
-/// message`, and `error(message, 2)` raises the message at the line that
-/// called `exec`, as a plain string a hook can catch with `pcall`.
-const EXEC_WRAPPER: &str = r#"
-local raw = ...
-return function(cmd)
-    local ok, result = raw(cmd)
+/// Lua side of `exec` and `log`, given their Rust parts.
+///
+/// `exec`: the Rust part returns `true, stdout` or `false, message`, and
+/// `error(message, 2)` raises the message at the line that called `exec`, as
+/// a plain string a hook can catch with `pcall`.
+///
+/// `log`: `tostring` runs here, in the run's own thread under its time
+/// limit, and hands Rust a table of strings, of which Rust copies only what
+/// fits in one line.
+const WRAPPERS: &str = r##"
+local raw_exec, raw_log = ...
+local error, select, tostring = error, select, tostring
+local function exec(cmd)
+    local ok, result = raw_exec(cmd)
     if not ok then error(result, 2) end
     return result
 end
-"#;
+local function log(...)
+    local words, n = { ... }, select("#", ...)
+    for i = 1, n do
+        words[i] = tostring(words[i])
+    end
+    raw_log(words, n)
+end
+return exec, log
+"##;
 
 /// Defines the globals `exec`, `log` and `hostname`. `exec` and `log` find
 /// the run that called them in `runs`.
 pub(crate) fn install(lua: &Lua, runs: &Arc<Runs>) -> mlua::Result<()> {
     let globals = lua.globals();
     let runs_for_exec = Arc::clone(runs);
-    let raw = lua.create_async_function(move |lua, cmd: Value| {
+    let raw_exec = lua.create_async_function(move |lua, cmd: Value| {
         let run = runs_for_exec.current(&lua);
         async move {
             let result = match (cmd, run) {
+                (Value::String(cmd), Some(_)) if cmd.as_bytes().len() > MAX_COMMAND => {
+                    Err(format!(
+                        "exec: the command is {} bytes long; at most {MAX_COMMAND} fit in \
+                         one argument of /bin/sh",
+                        cmd.as_bytes().len()
+                    ))
+                }
                 (Value::String(cmd), Some(run)) => exec(&cmd.to_string_lossy(), run).await,
                 (_, None) => Err("exec: called outside a hook or the config".to_string()),
                 (other, _) => Err(format!(
@@ -50,25 +84,26 @@ pub(crate) fn install(lua: &Lua, runs: &Arc<Runs>) -> mlua::Result<()> {
                 )),
             };
             Ok(match result {
-                Ok(stdout) => (true, Value::String(lua.create_string(stdout)?)),
-                Err(message) => (false, Value::String(lua.create_string(message)?)),
+                Ok(stdout) => (true, lua.create_string(stdout)?),
+                Err(message) => (false, lua.create_string(shorten(&message, MAX_MESSAGE))?),
             })
         }
     })?;
-    let exec: Function = lua.load(EXEC_WRAPPER).set_name("=exec").call(raw)?;
-    globals.raw_set("exec", exec)?;
 
     let runs_for_log = Arc::clone(runs);
-    let log = lua.create_function(move |lua, args: MultiValue| {
-        let words = args
-            .iter()
-            .map(Value::to_string)
-            .collect::<mlua::Result<Vec<_>>>()?;
+    let raw_log = lua.create_function(move |lua, (words, n): (Table, usize)| {
+        let line = log_line(&words, n)?;
         let run = runs_for_log.current(lua);
         let context = run.as_ref().map_or("", |r| r.label.as_str());
-        tracing::info!(target: "hook", context, "{}", words.join(" "));
+        tracing::info!(target: "hook", context, "{line}");
         Ok(())
     })?;
+
+    let (exec, log): (Function, Function) = lua
+        .load(WRAPPERS)
+        .set_name("=failsh helpers")
+        .call((raw_exec, raw_log))?;
+    globals.raw_set("exec", exec)?;
     globals.raw_set("log", log)?;
 
     let hostname = lua.create_function(|_, ()| {
@@ -77,6 +112,31 @@ pub(crate) fn install(lua: &Lua, runs: &Arc<Runs>) -> mlua::Result<()> {
             .map_err(|e| mlua::Error::runtime(format!("hostname: {e}")))
     })?;
     globals.raw_set("hostname", hostname)
+}
+
+/// Items `1..=n` of `words` (strings, from `log`'s Lua side) joined by
+/// spaces, cut to [`MAX_LOG_LINE`] bytes; copies no more than that.
+fn log_line(words: &Table, n: usize) -> mlua::Result<String> {
+    let mut line = String::new();
+    for i in 1..=n {
+        if line.len() > MAX_LOG_LINE {
+            break;
+        }
+        if i > 1 {
+            line.push(' ');
+        }
+        let room = MAX_LOG_LINE.saturating_sub(line.len());
+        match words.raw_get(i)? {
+            Value::String(word) => line.push_str(&excerpt(&word, room)),
+            other => line.push_str(other.type_name()),
+        }
+    }
+    Ok(shorten(&line, MAX_LOG_LINE))
+}
+
+/// `cmd` quoted for a message, cut to [`SHOWN_COMMAND`] bytes.
+fn shown(cmd: &str) -> String {
+    format!("{:?}", shorten(cmd, SHOWN_COMMAND))
 }
 
 /// Runs `/bin/sh -c cmd` in its own process group and returns its stdout
@@ -120,12 +180,13 @@ async fn exec(cmd: &str, run: Arc<Run>) -> Result<Vec<u8>, String> {
     });
     let (output, dropped) = reaper
         .await
-        .map_err(|e| format!("exec {cmd:?}: {e}"))?
-        .map_err(|e| format!("exec {cmd:?}: {e}"))?;
+        .map_err(|e| format!("exec {}: {e}", shown(cmd)))?
+        .map_err(|e| format!("exec {}: {e}", shown(cmd)))?;
     if dropped > 0 {
         tracing::warn!(
             target: "hook",
-            "exec {cmd:?}: output cut to its first {} KiB ({dropped} bytes thrown away)",
+            "exec {}: output cut to its first {} KiB ({dropped} bytes thrown away)",
+            shown(cmd),
             MAX_STDOUT >> 10
         );
     }
@@ -183,7 +244,7 @@ fn check(cmd: &str, output: Output, cut: bool) -> Result<Vec<u8>, String> {
         }
         return Ok(stdout);
     }
-    let mut message = format!("exec {cmd:?}: {}", describe(output.status));
+    let mut message = format!("exec {}: {}", shown(cmd), describe(output.status));
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stderr: Vec<&str> = stderr
         .lines()
@@ -208,28 +269,9 @@ fn describe(status: ExitStatus) -> String {
     }
 }
 
-/// `s` cut to at most `max` bytes at a character boundary, marked with `…`.
-fn shorten(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_string();
-    }
-    let end = (0..=max)
-        .rev()
-        .find(|&i| s.is_char_boundary(i))
-        .unwrap_or(0);
-    format!("{}…", &s[..end])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shorten_respects_char_boundaries() {
-        assert_eq!(shorten("abc", 5), "abc");
-        assert_eq!(shorten("abcdef", 3), "abc…");
-        assert_eq!(shorten("aé", 2), "a…");
-    }
 
     #[test]
     fn failure_message_is_one_line() {

@@ -9,9 +9,16 @@ use std::path::Path;
 use mlua::{Error, Lua, Value};
 
 use super::engine::MEMORY_LIMIT;
+use super::text::{excerpt, shorten};
 
 /// Lua's message for an allocation it could not make.
 const NO_MEMORY: &str = "not enough memory";
+/// Longest error line kept (before the file name is put back in full):
+/// messages go to the log, the monitor and faild's records, and an error
+/// raised with a huge string must not be copied whole.
+pub(crate) const MAX_ERROR_LINE: usize = 300;
+/// How much of an error string is looked at for its first non-empty line.
+const ERROR_HEAD: usize = 4 << 10;
 
 /// Where the config came from, and how Lua abbreviates that in positions.
 #[derive(Debug, Clone)]
@@ -72,23 +79,24 @@ impl Locator {
     /// message, anything else by its type (as the standalone `lua` does).
     pub(crate) fn raised(&self, value: &Value) -> String {
         match value {
-            Value::String(s) => self.first_line(&s.to_string_lossy()),
+            Value::String(s) => self.first_line(&excerpt(s, ERROR_HEAD)),
             Value::Integer(_) | Value::Number(_) => value.to_string().unwrap_or_default(),
             Value::Error(e) => self.one_line(e),
             other => format!("(error object is a {} value)", other.type_name()),
         }
     }
 
-    /// The first non-empty line of `text`, with the full file name; an
-    /// allocation failure says what the limit is.
+    /// The first non-empty line of `text`, cut to [`MAX_ERROR_LINE`]
+    /// bytes, with the full file name; an allocation failure says what the
+    /// limit is.
     fn first_line(&self, text: &str) -> String {
         match text.lines().map(str::trim).find(|l| !l.is_empty()) {
             Some(line) if line.ends_with(NO_MEMORY) => format!(
                 "{} (the Lua memory limit is {} MiB)",
-                self.fix(line),
+                self.fix(&shorten(line, MAX_ERROR_LINE)),
                 MEMORY_LIMIT >> 20
             ),
-            Some(line) => self.fix(line),
+            Some(line) => self.fix(&shorten(line, MAX_ERROR_LINE)),
             None => "unknown Lua error".to_string(),
         }
     }

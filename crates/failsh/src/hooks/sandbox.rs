@@ -1,6 +1,8 @@
 //! What the config and its hooks may not do to failsh: the Lua side is
 //! `sandbox.lua` (text chunks only, no file loading, no finalizers, the body
-//! of every run, per-service globals); this is its Rust handle.
+//! of every run, per-service globals, read-only libraries and string
+//! metatable for the hooks, `rawget`/`rawset` that respect both); this is
+//! its Rust handle.
 
 use mlua::{Function, Lua};
 
@@ -10,7 +12,8 @@ pub(crate) struct Sandbox {
     /// for the config) and returns `true, values...` or `false, error`.
     pub(crate) run: Function,
     /// `seal(globals)`: turns the config's globals into the read-only base
-    /// the services' own globals sit on.
+    /// the services' own globals sit on, and the libraries into read-only
+    /// views.
     seal: Function,
 }
 

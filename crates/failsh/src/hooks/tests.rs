@@ -386,39 +386,90 @@ async fn helpers_and_sandbox() {
     );
 }
 
+/// What `tracing` writes while a [`Logged`] is alive on this thread.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures the log lines of this thread (single-threaded tests only).
+struct Logged {
+    buffer: LogBuffer,
+    _default: tracing::subscriber::DefaultGuard,
+}
+
+impl Logged {
+    fn new() -> Self {
+        let buffer = LogBuffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        Logged { buffer, _default }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.buffer.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
 #[tokio::test]
 async fn log_joins_its_arguments() {
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
-        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(data);
-            Ok(data.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _default = tracing::subscriber::set_default(subscriber);
+    let logged = Logged::new();
     let f = Fixture::new(&Fixture::service(
         "svc",
-        "function() log('starting', 1, 2.5, true, nil) return 'UP' end",
+        "function() log('starting', 1, 2.5, true, nil, setmetatable({}, { __tostring = function() return 'T' end })) return 'UP' end",
     ));
     assert_eq!(
         f.start("svc", LONG).await,
         Ok(HookOutcome::State(State::Up))
     );
-    let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let text = logged.text();
     assert!(
-        text.contains(r#"INFO hook: starting 1 2.5 true nil context="svc start""#),
+        text.contains(r#"INFO hook: starting 1 2.5 true nil T context="svc start""#),
         "{text}"
     );
+}
+
+/// `log` copies at most one line of 4 KiB out of Lua, however many
+/// references to big strings it is given: 2,000 references to one 3 KiB
+/// string (6 MB if copied whole) make a line cut at 4 KiB.
+#[tokio::test]
+async fn log_lines_are_cut_before_copying() {
+    let logged = Logged::new();
+    let f = Fixture::new(&Fixture::service(
+        "svc",
+        "function()
+            local s, t = string.rep('x', 3000), {}
+            for i = 1, 2000 do t[i] = s end
+            log('a\\xffb', table.unpack(t))
+            return 'UP'
+        end",
+    ));
+    assert_eq!(
+        f.start("svc", LONG).await,
+        Ok(HookOutcome::State(State::Up))
+    );
+    let text = logged.text();
+    let line = text.lines().find(|l| l.contains("hook: a")).expect(&text);
+    let words = line
+        .split_once("hook: ")
+        .and_then(|(_, rest)| rest.split_once(" context="))
+        .map(|(words, _)| words)
+        .expect(line);
+    assert_eq!(words.len(), super::helpers::MAX_LOG_LINE + "…".len());
+    assert!(words.starts_with("a\u{fffd}b xxx"), "{line}");
+    assert!(words.ends_with("x…"), "{line}");
 }
 
 /// Also loads a config outside any runtime (the other tests load inside
@@ -622,5 +673,118 @@ async fn exec_output_is_bounded() {
     assert_eq!(
         f.start("endless", limit).await,
         Err(HookError::TimedOut(limit))
+    );
+}
+
+/// No message carries a Lua string whole: an `exec` command beyond Linux's
+/// limit on one argument is refused before it is copied, a long command is
+/// shown cut, and a long result or error string is cut.
+#[tokio::test]
+async fn long_strings_are_cut_in_messages() {
+    let f = Fixture::new(
+        &[
+            Fixture::service(
+                "huge_command",
+                "function() exec(string.rep(' ', 200000) .. 'true') end",
+            ),
+            Fixture::service(
+                "long_command",
+                "function() exec('exit 3 ' .. string.rep('x', 1000)) end",
+            ),
+            Fixture::service(
+                "long_result",
+                "function() return 'UP' .. string.rep('x', 100000) end",
+            ),
+            Fixture::service(
+                "long_error",
+                "function() error(string.rep('x', 100000) .. '\\nsecond line', 0) end",
+            ),
+        ]
+        .concat(),
+    );
+    let failed = |s: String| Err(HookError::Failed(s));
+    let file = f.path().display().to_string();
+    assert_eq!(
+        f.start("huge_command", LONG).await,
+        failed(format!(
+            "{file}:1: exec: the command is 200004 bytes long; at most 131071 fit in one argument of /bin/sh"
+        ))
+    );
+    let shown = format!("exit 3 {}…", "x".repeat(193));
+    assert_eq!(
+        f.start("long_command", LONG).await,
+        failed(format!("{file}:2: exec {shown:?}: exit status 3"))
+    );
+    assert_eq!(
+        f.start("long_result", LONG).await,
+        Err(HookError::BadResult(format!(
+            "start hook returned {:?}; expected \"UP\", \"RECOVER\" or \"FAIL\"",
+            format!("UP{}…", "x".repeat(98))
+        )))
+    );
+    assert_eq!(
+        f.start("long_error", LONG).await,
+        failed(format!("{}…", "x".repeat(300)))
+    );
+}
+
+/// The ways around per-service globals: `rawset` on the globals, writes to
+/// the library tables (directly, with `rawset`, or through the string
+/// metatable), and the table `pairs(_G)` hands out. One service trying them
+/// all changes nothing another service's hook sees.
+#[tokio::test]
+async fn one_service_cannot_reach_anothers_globals_or_libraries() {
+    let f = Fixture::new(
+        r#"
+        local function up() return "UP" end
+        failsvc{ name = "vandal", stop = up, start = function()
+            rawset(_ENV, "log", false)
+            rawset(_G, "exec", false)
+            assert(rawget(_G, "log") == false and exec == false)
+            for _, attempt in ipairs{
+                function() string.format = nil end,
+                function() table.concat = nil end,
+                function() math.max = nil end,
+                function() utf8.char = nil end,
+                function() rawset(string, "rep", nil) end,
+                function() setmetatable(string, nil) end,
+                function() getmetatable("").__index.upper = nil end,
+                function() setmetatable(getmetatable(""), nil) end,
+                function() local _, base = pairs(_G); rawset(base, "hostname", nil) end,
+                function() local _, lib = pairs(string); rawset(lib, "sub", nil) end,
+            } do
+                pcall(attempt)
+            end
+            return "UP"
+        end }
+        failsvc{ name = "victim", stop = up, start = function()
+            log("still here")
+            assert(exec("echo UP") == "UP" and hostname())
+            assert(rawget(_G, "log") == log and rawget(string, "rep") == string.rep)
+            assert(string.format("%d", 1) == "1" and table.concat({ "a" }) == "a")
+            assert(math.max(1, 2) == 2 and utf8.char(65) == "A")
+            assert(("x"):upper() == "X" and ("abc"):sub(2) == "bc" and string.rep("a", 2) == "aa")
+            assert(getmetatable("") == false)
+            local names = {}
+            for k in pairs(_G) do names[k] = true end
+            assert(names.log and names.string and names.hostname)
+            for k in pairs(string) do names[k] = true end
+            assert(names.rep and names.format)
+            return "UP"
+        end }
+        failsvc{ name = "told", stop = up, start = function()
+            string.format = nil
+        end }
+        "#,
+    );
+    let up = Ok(HookOutcome::State(State::Up));
+    assert_eq!(f.start("vandal", LONG).await, up);
+    assert_eq!(f.start("victim", LONG).await, up);
+    assert_eq!(
+        f.start("told", LONG).await,
+        Err(HookError::Failed(format!(
+            "{}:39: string is read-only in failsh's hooks",
+            f.path().display()
+        )))
     );
 }
