@@ -16,9 +16,9 @@
 //! The hostile clients bind to sources in 127.0.91.0/24 to 127.0.98.0/24,
 //! which no other test uses.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -397,7 +397,10 @@ async fn an_established_monitor_outlives_a_flood_from_its_address() {
     // more, so that failsh has seen it keep up.
     let settle = Instant::now();
     while pushes.load(Ordering::Relaxed) < 11 {
-        assert!(!reader.is_finished(), "failmon was closed before the attack");
+        assert!(
+            !reader.is_finished(),
+            "failmon was closed before the attack"
+        );
         assert!(settle.elapsed() < Duration::from_secs(60), "no pushes");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -451,7 +454,16 @@ async fn the_right_community_waiting_behind_guessers_is_not_pushed_out() {
     let t0 = Instant::now();
     let o = tokio::task::spawn_blocking(move || {
         faildebug()
-            .args(["-c", SECRET, "-t", "20", "-p", &DEBUG_PORT.to_string(), &addr, "levels"])
+            .args([
+                "-c",
+                SECRET,
+                "-t",
+                "20",
+                "-p",
+                &DEBUG_PORT.to_string(),
+                &addr,
+                "levels",
+            ])
             .output()
             .unwrap()
     })
