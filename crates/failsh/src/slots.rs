@@ -17,15 +17,15 @@
 //! 1. the client that has owed something longest, if for more than the
 //!    grace period (when the newcomer's source is at its limit, only one of
 //!    that source's own);
-//! 2. when the newcomer's source already holds its share
-//!    ([`Limits::per_source`]), that source's oldest client that owes
-//!    something: a source's own newcomers turn over its own unproven
-//!    clients, oldest first, so a flood of connections from an address
-//!    pushes out its own earlier ones before a later legitimate one;
-//! 3. when the port is full, the oldest client that owes something of the
-//!    source holding the most slots, if that source holds at least two more
-//!    than the newcomer's would: many clients from few sources cannot crowd
-//!    out one from another source.
+//! 2. when the port is full (and the newcomer's source is not at its
+//!    limit), the oldest client that owes something of the source holding
+//!    the most slots, if that source holds at least two more than the
+//!    newcomer's would: many clients from few sources cannot crowd out one
+//!    from another source;
+//! 3. the oldest client that owes something of the newcomer's own source:
+//!    a source's newcomers turn over its own unproven clients, oldest
+//!    first, so a flood of connections from an address pushes out its own
+//!    earlier ones before a later legitimate one.
 //!
 //! Otherwise the newcomer is refused.
 //!
@@ -110,9 +110,10 @@ struct Holder<T> {
 pub enum Why {
     /// It stalled (owed the port something past the grace period).
     Stalled,
-    /// Its source is at its limit and it was that source's oldest client
-    /// that owed something.
-    SourceFull,
+    /// It was the oldest client that owed something of the newcomer's
+    /// source (at its limit, or in a full port that no other source
+    /// crowds).
+    OwnSource,
     /// Its source held the most slots of a full port.
     Crowding,
 }
@@ -121,7 +122,7 @@ impl std::fmt::Display for Why {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Why::Stalled => "it stalled",
-            Why::SourceFull => "its address was at its limit",
+            Why::OwnSource => "it was its address's oldest not proven yet",
             Why::Crowding => "its address held the most slots",
         })
     }
@@ -242,21 +243,21 @@ impl<T> Slots<T> {
                 .min_by_key(|&(id, h, _)| (h.since, id))
                 .map(|(id, _, _)| id)
         };
-        if source_full {
-            return oldest(source).map(|id| (id, Why::SourceFull));
+        if !source_full {
+            let mut counts: HashMap<Source, usize> = HashMap::new();
+            for h in self.holders.values() {
+                *counts.entry(h.source).or_default() += 1;
+            }
+            let crowd = counts
+                .into_iter()
+                .max_by_key(|&(s, n)| (n, std::cmp::Reverse(s.to_string())))
+                .filter(|&(_, n)| n > own + 1)
+                .and_then(|(crowd, _)| oldest(crowd));
+            if let Some(id) = crowd {
+                return Some((id, Why::Crowding));
+            }
         }
-        let mut counts: HashMap<Source, usize> = HashMap::new();
-        for h in self.holders.values() {
-            *counts.entry(h.source).or_default() += 1;
-        }
-        let (crowd, n) = counts
-            .into_iter()
-            .max_by_key(|&(s, n)| (n, std::cmp::Reverse(s.to_string())))?;
-        if n > own + 1 {
-            oldest(crowd).map(|id| (id, Why::Crowding))
-        } else {
-            None
-        }
+        oldest(source).map(|id| (id, Why::OwnSource))
     }
 
     /// `id` owes the port something from `now` on (kept if already set).
@@ -394,10 +395,7 @@ mod tests {
         // stalled, a source at its limit only pushes out its own.
         s.unstall(a);
         let (_, out) = s.admit(src(1), ms(t0, 4), "new").unwrap();
-        assert_eq!(
-            out.map(|e| (e.payload, e.why)),
-            Some(("b", Why::SourceFull))
-        );
+        assert_eq!(out.map(|e| (e.payload, e.why)), Some(("b", Why::OwnSource)));
         // Its own stalled one goes first.
         let (_, out) = s.admit(src(1), ms(t0, 2000), "newer").unwrap();
         assert_eq!(out.map(|e| (e.payload, e.why)), Some(("new", Why::Stalled)));
@@ -444,8 +442,24 @@ mod tests {
         assert_eq!(out.map(|e| (e.payload, e.why)), Some((1, Why::Crowding)));
         // Now everybody holds one: no fairer split, so refused.
         assert_eq!(s.admit(src(8), ms(t0, 6), 8), Err(Refused::Full));
-        // A source already present may not crowd out another either.
-        assert_eq!(s.admit(src(2), ms(t0, 7), 7), Err(Refused::Full));
+        // A source already present turns over its own.
+        let (_, out) = s.admit(src(2), ms(t0, 7), 7).unwrap();
+        assert_eq!(out.map(|e| (e.payload, e.why)), Some((3, Why::OwnSource)));
+    }
+
+    /// The loopback has no per-source limit, but in a full port its
+    /// newcomers still turn over its clients not proven yet.
+    #[test]
+    fn the_local_host_turns_over_its_own_in_a_full_port() {
+        let t0 = Instant::now();
+        let mut s = Slots::new(LIMITS);
+        let (legit, _) = s.admit(Source::Local, t0, 0).unwrap();
+        s.unstall(legit);
+        for i in 1..4 {
+            s.admit(Source::Local, ms(t0, i), i).unwrap();
+        }
+        let (_, out) = s.admit(Source::Local, ms(t0, 10), 9).unwrap();
+        assert_eq!(out.map(|e| (e.payload, e.why)), Some((1, Why::OwnSource)));
     }
 
     #[test]
