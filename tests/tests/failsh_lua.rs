@@ -339,3 +339,43 @@ fn log_of_many_references_to_a_big_string_keeps_failsh_small() {
     assert!(line.len() < 5 << 10 && line.contains("x…"), "{line}");
     stop(failsh, BOUND);
 }
+
+/// failsh raises its own open-file soft limit (its ports' clients need
+/// descriptors), but a hook gets the limit failsh was started with:
+/// programs that `select()` or close every descriptor up to the limit
+/// break or slow down with a raised one.
+#[test]
+fn hooks_get_the_open_file_limit_failsh_started_with() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    let low = 200;
+    assert!(
+        hard > low,
+        "the hard open-file limit is {hard}: nothing to test"
+    );
+    // nextest runs each test in a process of its own: faild and failsh
+    // inherit this.
+    setrlimit(Resource::RLIMIT_NOFILE, low, hard).unwrap();
+    let hook = "start = function() exec(\"ulimit -Sn > @DIR@/limit.tmp && mv @DIR@/limit.tmp @DIR@/hook.limit\") return \"UP\" end,\n\
+        stop = function() return \"FAIL\" end";
+    let (_faild, failsh) = start(dir, &[("limit", hook)], &[]);
+    let limits = read(Path::new(&format!("/proc/{}/limits", failsh.pid())));
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert!(
+        line.split_whitespace().nth(3) == Some(&hard.to_string()),
+        "failsh raised its own soft limit: {line}"
+    );
+    let file = dir.join("hook.limit");
+    wait_for("the start hook", BOUND, || file.exists()).unwrap();
+    let seen = read(&file);
+    println!(
+        "failsh started with a soft limit of {low} (hard {hard}); its hook sees {}",
+        seen.trim()
+    );
+    assert_eq!(seen.trim(), low.to_string());
+}

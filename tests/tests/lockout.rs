@@ -8,9 +8,15 @@
 //! communities are answered about once a second per slot, not thousands of
 //! times a second, and the right one still gets in meanwhile.
 //!
-//! The hostile clients bind to sources in 127.0.91.0/24 to 127.0.96.0/24,
+//! And no newcomer cuts an established session short: a monitor client
+//! that keeps reading its pushes, or a debug client that gave the right
+//! community and waits its turn behind guessers, stays connected however
+//! many connections come from its own address.
+//!
+//! The hostile clients bind to sources in 127.0.91.0/24 to 127.0.98.0/24,
 //! which no other test uses.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -335,4 +341,151 @@ async fn wrong_communities_are_answered_slowly() {
     let debug = SocketAddr::new(failsh.addr, DEBUG_PORT);
     guess(debug, sources(95, 1), "one address").await;
     guess(debug, sources(96, 8), "8 addresses").await;
+}
+
+/// Keeps connecting to `to` from `sources` (round-robin) until `stop`,
+/// holding the last [`HOSTILE`] / 5 connections (none sends or reads
+/// anything; the oldest is dropped for each new one); returns how many
+/// connections it opened.
+fn flood(
+    sources: Vec<IpAddr>,
+    to: SocketAddr,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<u64> {
+    tokio::spawn(async move {
+        let mut held = VecDeque::new();
+        let mut opened = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let from = sources[opened as usize % sources.len()];
+            if let Ok(s) = connect_from(from, to).await {
+                held.push_back(s);
+                opened += 1;
+            }
+            if held.len() > HOSTILE / 5 {
+                held.pop_front();
+            }
+            tokio::task::yield_now().await;
+        }
+        opened
+    })
+}
+
+/// The review's attack on failmon: it shares its address with someone who
+/// keeps opening connections (on the loopback, any local user). Once it
+/// has proven it reads, it is never pushed out, and keeps getting its
+/// once-a-second refresh throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_established_monitor_outlives_a_flood_from_its_address() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_faild, failsh) = start(tmp.path());
+    let monitor = SocketAddr::new(failsh.addr, failsh.monitor_port);
+    let shared = IpAddr::V4(Ipv4Addr::new(127, 0, 97, 1));
+    let legit = connect_from(shared, monitor).await.unwrap();
+    let pushes = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let pushes = pushes.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(legit).lines();
+            // Ends when failsh closes the connection.
+            while let Ok(Some(line)) = lines.next_line().await {
+                serde_json::from_str::<failover::monitor::Snapshot>(&line).unwrap();
+                pushes.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+    // Proven once it took failsh's SETTLE_PUSHES (10) pushes; then one
+    // more, so that failsh has seen it keep up.
+    let settle = Instant::now();
+    while pushes.load(Ordering::Relaxed) < 11 {
+        assert!(
+            !reader.is_finished(),
+            "failmon was closed before the attack"
+        );
+        assert!(settle.elapsed() < Duration::from_secs(60), "no pushes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = pushes.load(Ordering::Relaxed);
+    let stop = Arc::new(AtomicBool::new(false));
+    let attack = flood(vec![shared], monitor, stop.clone());
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(5) {
+        assert!(
+            !reader.is_finished(),
+            "failmon was pushed out after {:?} of the flood\nfailsh's log:\n{}",
+            t0.elapsed(),
+            failsh.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let opened = attack.await.unwrap();
+    let during = pushes.load(Ordering::Relaxed) - before;
+    println!(
+        "monitor: an established client got {during} pushes in 5 s while its address opened \
+         {opened} connections (holding up to {}); never disconnected",
+        HOSTILE / 5
+    );
+    assert!(!reader.is_finished(), "failmon was pushed out");
+    assert!(opened > 100, "the flood opened only {opened} connections");
+    // A refresh a second; generous for a loaded machine.
+    assert!(during >= 3, "{during} pushes in 5 s");
+}
+
+/// A debug client with the right community queues for a guess token
+/// behind guessers while connections flood the port: nobody pushes it out,
+/// and it gets in once its turn comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_right_community_waiting_behind_guessers_is_not_pushed_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_faild, failsh) = start(tmp.path());
+    let debug = SocketAddr::new(failsh.addr, DEBUG_PORT);
+    // 24 wrong communities (3 per address, within the per-address limit
+    // that applies off the loopback): compared 8 a second, so the right
+    // one, sent after them, waits about 3 s for its token.
+    let mut guessers = Vec::new();
+    for (i, from) in sources(98, 8).into_iter().cycle().take(24).enumerate() {
+        let mut s = connect_from(from, debug).await.unwrap();
+        s.write_all(format!("guess{i}\n").as_bytes()).await.unwrap();
+        guessers.push(s);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let attack = flood(sources(97, 20)[1..].to_vec(), debug, stop.clone());
+    let addr = debug.ip().to_string();
+    let t0 = Instant::now();
+    let o = tokio::task::spawn_blocking(move || {
+        faildebug()
+            .args([
+                "-c",
+                SECRET,
+                "-t",
+                "20",
+                "-p",
+                &DEBUG_PORT.to_string(),
+                &addr,
+                "levels",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let took = t0.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let opened = attack.await.unwrap();
+    println!(
+        "debug port: the right community, queued behind 24 guesses while {opened} connections \
+         flooded the port, got in after {} ms",
+        took.as_millis()
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\nfailsh's log:\n{}",
+        stderr(&o),
+        failsh.log()
+    );
+    assert!(opened > 100, "the flood opened only {opened} connections");
+    // It did wait its turn (16 guesses before it take 2 s of tokens).
+    assert!(took > Duration::from_millis(1500), "{took:?}");
+    drop(guessers);
 }

@@ -181,10 +181,18 @@ impl Drop for PidFile {
     }
 }
 
+/// The open-file limits (soft, hard) before [`raise_fd_limit`] raised them.
+static STARTED_WITH_NOFILE: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
+
 /// Raises the open-file soft limit to the hard limit; returns the new soft
-/// limit, which bounds the connection cap.
+/// limit, which bounds the connection cap. The limits it started with are
+/// kept for [`restore_fd_limit`].
 pub fn raise_fd_limit() -> u64 {
-    match getrlimit(Resource::RLIMIT_NOFILE) {
+    let limits = getrlimit(Resource::RLIMIT_NOFILE);
+    if let Ok(limits) = limits {
+        let _ = STARTED_WITH_NOFILE.set(limits);
+    }
+    match limits {
         Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
             Ok(()) => hard,
             Err(e) => {
@@ -194,6 +202,19 @@ pub fn raise_fd_limit() -> u64 {
         },
         Ok((soft, _)) => soft,
         Err(_) => 1024,
+    }
+}
+
+/// Gives this process back the open-file limits it started with, before
+/// [`raise_fd_limit`]; nothing if that was not called. For a child between
+/// fork and exec (it only reads a value set before and makes one system
+/// call): programs a daemon runs get the limit their administrator set, not
+/// the daemon's raised one — programs that `select()` or close every
+/// descriptor up to the limit break or slow down with a high one.
+pub fn restore_fd_limit() -> std::io::Result<()> {
+    match STARTED_WITH_NOFILE.get() {
+        Some(&(soft, hard)) => setrlimit(Resource::RLIMIT_NOFILE, soft, hard).map_err(Into::into),
+        None => Ok(()),
     }
 }
 

@@ -22,16 +22,18 @@
 //! [`WRITE_LIMIT`]; the log it follows drops lines for it rather than wait.
 //! A bad line is answered with `ERR` and changes nothing.
 //!
-//! Nor can anyone lock the port or guess the community fast. Until it gave
-//! the community a client may be pushed out for a newcomer. A community is
-//! only compared once one of [`GUESSES`] tokens is free (first come, first
-//! served); the right one gives its token back at once, a wrong one keeps
-//! it for [`PENALTY`] — even if the client leaves or is pushed out — and is
-//! answered after that delay, then closed, its slot held (and counted
-//! against its address) all the while. So at most [`GUESSES`] wrong
-//! communities are tried per [`PENALTY`], whatever the number of
-//! connections or addresses; the right one waits its turn behind the
-//! guesses queued before it (an eighth of a penalty each).
+//! Nor can anyone lock the port or guess the community fast. Until it sent
+//! its community line a client may be pushed out for a newcomer; from then
+//! on it is not (the tokens below bound the guessing), unless the community
+//! was wrong. A community is only compared once one of [`GUESSES`] tokens
+//! is free (first come, first served); the right one gives its token back
+//! at once, a wrong one keeps it for [`PENALTY`] — even if the client
+//! leaves or is pushed out — and is answered after that delay, then closed,
+//! its slot held (and counted against its address, and open to newcomers)
+//! all the while. So at most [`GUESSES`] wrong communities are tried per
+//! [`PENALTY`], whatever the number of connections or addresses; the right
+//! one waits its turn behind the guesses queued before it (an eighth of a
+//! penalty each), and no newcomer can push it out meanwhile.
 
 use std::io;
 use std::net::SocketAddr;
@@ -60,9 +62,10 @@ pub const PROTOCOL: u32 = 1;
 /// Longest line a client may send, community included (bytes, without the
 /// newline); a longer one closes the connection.
 pub const MAX_LINE: usize = 512;
-/// Debug clients served at once, in all and per address (an IPv6 /64); a
-/// newcomer that finds no room pushes out one that has not given the
-/// community for [`GRACE`], or else is told `ERR busy` and closed.
+/// Debug clients served at once, in all and per address (an IPv6 /48; the
+/// loopback has no per-address limit, see [`crate::slots`]); a newcomer
+/// that finds no room pushes out one that has not sent a community for
+/// [`GRACE`] (or got a wrong one), or else is told `ERR busy` and closed.
 ///
 /// Many more slots than guess tokens ([`GUESSES`]): slots only bound the
 /// clients waiting, tokens bound guessing; guessers from few addresses
@@ -369,8 +372,7 @@ impl Session {
     }
 
     async fn run(mut self) -> io::Result<()> {
-        // Owes the community; stays so through a wrong one's penalty.
-        self.slot.stalled();
+        // Owes the community from its admission.
         let first = match timeout(AUTH_TIMEOUT, self.reader.next()).await {
             Ok(line) => line?,
             Err(_) => {
@@ -383,11 +385,16 @@ impl Session {
             debug!(target: "monitor", "debug port: {} left without a community", self.peer);
             return Ok(());
         }
+        // Waiting for a token owes nothing: the tokens bound guessing, and
+        // the right community must not be pushed out while it waits.
+        self.slot.progressing();
         let Ok(token) = self.port.guesses.clone().acquire_owned().await else {
             return Ok(()); // never closed
         };
         if !matches!(&first, Line::Text(c) if same_secret(c, &self.port.community)) {
             self.port.denied(self.peer);
+            // Nothing more to serve: open to newcomers through the penalty.
+            self.slot.stalled();
             // The token is held for the whole penalty even if this session
             // ends sooner (the client leaves, or is pushed out).
             tokio::spawn(async move {
@@ -398,7 +405,6 @@ impl Session {
             return send(&mut self.writer, "ERR denied\n").await;
         }
         drop(token);
-        self.slot.trust();
         debug!(target: "monitor", "debug port: {} connected", self.peer);
         let greeting = format!(
             "OK failsh {} debug port, protocol {PROTOCOL} (try 'help')\n",

@@ -1,7 +1,8 @@
 //! The accept loop every failsh port shares (monitor, metrics, debug): the
 //! clients served at once are bounded, in all and per address, a newcomer
-//! pushes out a client that stalled rather than be refused
-//! ([`crate::slots`] decides whom), and nothing a client does can stop it.
+//! pushes out a client that owes the port something rather than be refused
+//! but never one that progresses ([`crate::slots`] decides whom), and
+//! nothing a client does can stop it.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -41,7 +42,8 @@ pub struct Port {
 type Table = Arc<Mutex<Slots<CancellationToken>>>;
 
 /// A client's hold on its slot: the session tells the table when the
-/// client owes the port something (see [`crate::slots`]).
+/// client owes the port something (see [`crate::slots`]). A client owes
+/// something from its admission until [`Slot::progressing`].
 #[derive(Clone)]
 pub struct Slot {
     id: Id,
@@ -53,27 +55,22 @@ impl Slot {
         f(&mut self.table.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// The client owes the port something from now on (a request, or
-    /// reading what it was sent); kept from the first call until
-    /// [`Slot::progressing`].
+    /// The client owes the port something from now on (e.g. reading what
+    /// it was sent); kept from the first call until [`Slot::progressing`].
     pub fn stalled(&self) {
         self.with(|t| t.stall(self.id, Instant::now()));
     }
 
-    /// The client owes the port nothing.
+    /// The client owes the port nothing: it is not pushed out for a
+    /// newcomer until it is [`Slot::stalled`] again.
     pub fn progressing(&self) {
         self.with(|t| t.unstall(self.id));
-    }
-
-    /// The client proved who it is: never pushed out for a newcomer.
-    pub fn trust(&self) {
-        self.with(|t| t.trust(self.id));
     }
 }
 
 /// Accepts connections until shutdown and runs `handle` for each, within
 /// `port.limits`; a newcomer that finds no room pushes out a client that
-/// stalled or crowds the port (see [`crate::slots`]), or else gets
+/// owes the port something (see [`crate::slots`]), or else gets
 /// `port.busy` and is closed. Every handler ends at shutdown, or when its
 /// client is pushed out.
 pub async fn accept_loop<F, Fut>(
@@ -121,7 +118,7 @@ pub async fn accept_loop<F, Fut>(
                         debug!(target: "monitor", "{what} port: {peer} turned away: {} clients already, none stalled", limits.max)
                     }
                     Refused::SourceFull => {
-                        debug!(target: "monitor", "{what} port: {peer} turned away: {} clients from its address already", limits.per_source)
+                        debug!(target: "monitor", "{what} port: {peer} turned away: {} clients from its address already, all progressing", limits.per_source)
                     }
                 }
                 if let Some(msg) = &port.busy {
@@ -161,8 +158,8 @@ mod tests {
     use nix::sys::socket::{getsockopt, sockopt};
     use tokio::io::AsyncReadExt;
 
-    /// One slot; the per-address limit out of the way (all clients come
-    /// from 127.0.0.1; `crate::slots` tests it).
+    /// One slot (all clients come from the loopback, which has no
+    /// per-address limit; `crate::slots` tests that).
     fn port(grace: Duration) -> Port {
         Port {
             what: "test",
@@ -193,10 +190,11 @@ mod tests {
             listener,
             port(Duration::ZERO),
             s,
-            move |stream, _, _| {
+            move |stream, _, slot| {
                 let tx = tx.clone();
                 let hold = h.clone();
                 async move {
+                    slot.progressing();
                     let probed = getsockopt(&stream, sockopt::KeepAlive).unwrap()
                         && getsockopt(&stream, sockopt::TcpKeepIdle).unwrap() == IDLE_BEFORE_PROBES;
                     tx.send(probed).unwrap();
@@ -206,7 +204,7 @@ mod tests {
         ));
         let _first = TcpStream::connect(addr).await.unwrap();
         assert_eq!(rx.recv().await, Some(true));
-        // Over the cap, nobody stalled: told so and closed.
+        // Over the cap, the one client progressing: told so and closed.
         let second = TcpStream::connect(addr).await.unwrap();
         assert_eq!(answer(second).await, "busy\n");
         hold.cancel();
@@ -226,8 +224,8 @@ mod tests {
             move |mut stream, _, slot| {
                 let tx = tx.clone();
                 async move {
-                    // Owes a line; says hello once it came.
-                    slot.stalled();
+                    // Owes a line (from its admission); says hello once it
+                    // came.
                     tx.send(()).unwrap();
                     let mut b = [0u8; 1];
                     if matches!(stream.read(&mut b).await, Ok(1)) {

@@ -8,7 +8,8 @@
 //! Both ports share [`accept_loop`]'s bounds: a monitor client that does
 //! not read what it is pushed, or a metrics client that does not finish its
 //! request, is pushed out for a newcomer, and dropped anyway after
-//! [`WRITE_LIMIT`] or [`REQUEST_LIMIT`].
+//! [`WRITE_LIMIT`] or [`REQUEST_LIMIT`]. A monitor client that has kept up
+//! with [`SETTLE_PUSHES`] pushes is never pushed out while it keeps up.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,7 +27,8 @@ use crate::listen::{Port, Slot, accept_loop};
 use crate::slots::Limits;
 use crate::unread::{Window, advertised};
 
-/// Clients served at once per port, in all and per address (an IPv6 /64).
+/// Clients served at once per port, in all and per address (an IPv6 /48;
+/// the loopback has no per-address limit, see [`crate::slots`]).
 pub const LIMITS: Limits = Limits {
     max: 64,
     per_source: 8,
@@ -35,6 +37,12 @@ pub const LIMITS: Limits = Limits {
 /// How long a client may owe the port something (a request, reading a
 /// push) before a newcomer may push it out.
 const GRACE: Duration = Duration::from_millis(250);
+/// A monitor client proves it reads once it has taken this many pushes
+/// without being seen behind: from then on (while it keeps up) no newcomer
+/// may push it out. A client that does not read is seen behind after about
+/// 5 pushes (`unread`'s test), so it never gets that far; until then a
+/// newcomer may push it out.
+pub const SETTLE_PUSHES: u32 = 10;
 /// A monitor client that has not read its pushes for this long (seen from
 /// its receive window, see [`crate::unread`]) or takes longer than this to
 /// take one push is dropped.
@@ -80,6 +88,7 @@ async fn push(stream: TcpStream, peer: SocketAddr, slot: Slot, engine: Arc<Engin
     let mut window = Window::default();
     let mut behind_since = None;
     let mut last_push = 0;
+    let mut pushes = 0;
     loop {
         let mut line = match serde_json::to_string(&engine.snapshot(reason)) {
             Ok(l) => l,
@@ -97,8 +106,10 @@ async fn push(stream: TcpStream, peer: SocketAddr, slot: Slot, engine: Arc<Engin
                 return;
             }
         } else {
-            slot.progressing();
             behind_since = None;
+            if pushes >= SETTLE_PUSHES {
+                slot.progressing();
+            }
         }
         if !matches!(
             timeout(WRITE_LIMIT, write.write_all(line.as_bytes())).await,
@@ -108,6 +119,7 @@ async fn push(stream: TcpStream, peer: SocketAddr, slot: Slot, engine: Arc<Engin
             return;
         }
         last_push = line.len();
+        pushes += 1;
         let sent = Instant::now();
         reason = tokio::select! {
             _ = &mut gone => return,
@@ -136,18 +148,17 @@ pub async fn serve_metrics(
         limits: LIMITS,
         busy: Some(METRICS_BUSY.into()),
     };
-    accept_loop(listener, port, shutdown, move |stream, _, slot| {
-        metrics(stream, slot, engine.clone())
+    accept_loop(listener, port, shutdown, move |stream, _, _| {
+        metrics(stream, engine.clone())
     })
     .await;
 }
 
 /// One HTTP/1.x request, answered and closed. The client owes the port
-/// its request and then reading the answer, so it counts as stalled from
-/// the start: a scraper is done well within the grace, a slow or idle one
-/// makes way for a newcomer.
-async fn metrics(mut stream: TcpStream, slot: Slot, engine: Arc<Engine>) {
-    slot.stalled();
+/// its request and then reading the answer, so it owes something for its
+/// whole session (as from its admission): a scraper is done well within the
+/// grace, a slow or idle one makes way for a newcomer.
+async fn metrics(mut stream: TcpStream, engine: Arc<Engine>) {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     let read = timeout(REQUEST_LIMIT, async {

@@ -152,13 +152,18 @@ fn shown(cmd: &str) -> String {
 /// stderr open (`cmd &` without redirection) makes `exec` wait for it, as in
 /// Tcl.
 async fn exec(cmd: &str, run: Arc<Run>) -> Result<Vec<u8>, String> {
-    let child = Command::new("/bin/sh")
+    let mut command = Command::new("/bin/sh");
+    command
         .arg("-c")
         .arg(cmd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
+        .process_group(0);
+    // SAFETY: restore_fd_limit is async-signal-safe: it reads a value set
+    // at start and makes one system call.
+    unsafe { command.pre_exec(failover_daemon::restore_fd_limit) };
+    let child = command
         .spawn()
         .map_err(|e| format!("exec {cmd:?}: cannot run /bin/sh: {e}"))?;
     let group = child
