@@ -122,11 +122,14 @@ async fn run(
         let sent = Instant::now();
         let mut answers: BTreeMap<String, Result<Record, CallError>> =
             client.get(&names, limit).await.into_iter().collect();
-        // Answered unless some name got no (readable) answer; an error reply
-        // (no such service, denied) is an answer.
+        // Answered unless some name got no (readable, authentic) answer; an
+        // error reply (no such service, denied) is an answer.
         let failed = answers.values().find_map(|a| match a {
             Err(
-                e @ (CallError::NoAnswer(_) | CallError::Garbled(_) | CallError::Unresolved(_)),
+                e @ (CallError::NoAnswer(_)
+                | CallError::Garbled(_)
+                | CallError::Unresolved(_)
+                | CallError::Unauthenticated(_)),
             ) => Some(e.to_string()),
             _ => None,
         });
