@@ -145,6 +145,21 @@ impl Access {
         Ok(Admitted { request, seal })
     }
 
+    /// With a key file, waits (at most a second) until the wall clock has
+    /// left the second faild started in. Requests stamped in that second or
+    /// before are refused for a while (the previous run may have seen
+    /// them), so a key holder asking as soon as faild answers must not be
+    /// stamping in it.
+    pub fn wait_out_start_second(&self) {
+        if self.key_file.is_none() {
+            return;
+        }
+        let next = UNIX_EPOCH + Duration::from_secs(self.started.0 + 1);
+        if let Ok(left) = next.duration_since(SystemTime::now()) {
+            std::thread::sleep(left.min(Duration::from_secs(1)));
+        }
+    }
+
     /// The clock signed requests are checked against.
     fn clock(&self) -> Freshness {
         let (wall, mono) = self.started;
