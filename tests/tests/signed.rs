@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use failover::auth::{Key, Seal, sign_request};
-use failover_tests::{Faild, Failsh, failc, stderr, udp_request, wait_for};
+use failover_tests::{Faild, Failsh, failc, stderr, stdout, udp_request, wait_for};
 
 const RULES: &str = "* public RO\n* genesis RW 127.0.0.0/8\n";
 const SECRET1: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
@@ -368,8 +368,8 @@ fn failsh_polls_a_signed_peer_and_ignores_a_forger() {
     assert_eq!(host("peer").auth_failures, 0);
     assert!(host("peer").last_ok.is_some(), "{:?}", host("peer"));
 
-    // The forger's FAIL is no answer: the peer is INDOUBT (and only its
-    // timeout, as for a silent peer, lets `other` start here).
+    // The forger's FAIL is not taken: the peer is UNKNOWN (something
+    // answered, unauthenticated), which blocks `other` here for good.
     wait_for("auth failures counted", Duration::from_secs(20), || {
         failsh
             .monitor()
@@ -380,9 +380,9 @@ fn failsh_polls_a_signed_peer_and_ignores_a_forger() {
     let snap = failsh.monitor().expect("snapshot");
     let other = snap.services.iter().find(|s| s.name == "other").unwrap();
     let forged = other.peers.iter().find(|p| p.host == "forger").unwrap();
-    assert!(
-        ["INDOUBT", "UNKNOWN"].contains(&forged.state.as_str()),
-        "a forged FAIL is no answer: {forged:?}"
+    assert_eq!(
+        forged.state, "UNKNOWN",
+        "a forged FAIL is not taken: {forged:?}"
     );
     assert!(
         snap.text().contains("signed auth-failures="),
@@ -391,4 +391,148 @@ fn failsh_polls_a_signed_peer_and_ignores_a_forger() {
     );
     drop(failsh);
     stop();
+}
+
+/// Keys that do not match across two hosts (the master's faild has no key
+/// file, or another key id): the slave's signed polls get faild's unsigned
+/// DENIED. That is an answer, not silence: the master is UNKNOWN, which
+/// blocks the start, and never times out into FAIL, so the slave never
+/// starts beside the running master (two hosts UP).
+#[test]
+fn a_key_mismatch_never_starts_the_slave() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = key_file(dir.path(), "keys", &[("k1", SECRET1)]);
+    let k = keys.to_str().unwrap().to_string();
+    let other = key_file(dir.path(), "other", &[("k2", SECRET2)]);
+    let o = other.to_str().unwrap().to_string();
+    // (the master faild's key file, its failc -k, failsh's protocol)
+    let cases: [(&[&str], &[&str], &str); 2] =
+        [(&[], &[], "tcp"), (&["-k", &o], &["-k", &o], "udp")];
+    for (n, (master_args, master_k, protocol)) in cases.into_iter().enumerate() {
+        let case = dir.path().join(format!("case{n}"));
+        let master_dir = case.join("master");
+        std::fs::create_dir_all(&master_dir).unwrap();
+        let master = Faild::start(&master_dir, Some(RULES), master_args).unwrap();
+        let set = [master_k, &["-c", "genesis", "-sUP", "svc"]].concat();
+        let out = master.failc(&set);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let local = Faild::start(&case, Some(RULES), &["-k", &k]).unwrap();
+        let out = local.failc(&["-k", &k, "-c", "genesis", "-sRECOVER", "svc"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+        let cfg = case.join("slave.lua");
+        std::fs::write(
+            &cfg,
+            format!(
+                "failhost{{ name = \"localhost\", address = \"{}\", community = \"genesis\", key_file = \"../keys\" }}\n\
+                 failhost{{ name = \"master\", address = \"{}\", community = \"genesis\", key_file = \"../keys\", protocol = \"{protocol}\" }}\n\
+                 failsvc{{ name = \"svc\", interval = 0.2, timeout = 0.6, masters = {{ \"master\" }},\n  \
+                   start = function() return \"UP\" end, stop = function() return \"FAIL\" end }}\n",
+                local.addr, master.addr
+            ),
+        )
+        .unwrap();
+        let mut failsh = Failsh::new(&cfg, local.addr, 1848);
+        failsh.restart().unwrap();
+        let log = || {
+            format!(
+                "failsh log:\n{}\nmaster faild log:\n{}",
+                failsh.log(),
+                master.log()
+            )
+        };
+        let local_state = || {
+            let out = local.failc(&["-k", &k, "-c", "genesis", "svc"]);
+            stdout(&out).split_whitespace().nth(1).map(str::to_string)
+        };
+        // The master's refusals are seen and counted...
+        wait_for(
+            "the master's refusals counted",
+            Duration::from_secs(20),
+            || {
+                failsh
+                    .monitor()
+                    .and_then(|s| s.hosts.into_iter().find(|h| h.name == "master"))
+                    .is_some_and(|h| h.auth_failures > 0)
+            },
+        )
+        .unwrap_or_else(|e| panic!("{protocol}: {e}\n{}", log()));
+        // ... and for many timeouts the slave stays down.
+        let watch = Instant::now();
+        while watch.elapsed() < Duration::from_secs(4) {
+            let state = local_state();
+            assert_eq!(
+                state.as_deref(),
+                Some("RECOVER"),
+                "{protocol}: the slave started beside its running master\n{}",
+                log()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+        let snap = failsh.monitor().expect("snapshot");
+        let svc = snap.services.iter().find(|s| s.name == "svc").unwrap();
+        let peer = svc.peers.iter().find(|p| p.host == "master").unwrap();
+        assert_eq!(peer.state, "UNKNOWN", "{protocol}: {peer:?}");
+        let text = failsh.log();
+        assert!(
+            text.contains("reply not authenticated") && text.contains("unknown key id"),
+            "{protocol}: the reason is logged\n{text}"
+        );
+        assert!(
+            text.matches("reply not authenticated").count() <= 3,
+            "{protocol}: logged once, not every poll\n{text}"
+        );
+    }
+}
+
+/// faild's nonce cache lives in memory: a request captured before a
+/// restart is refused after it (it is stamped before faild's start), with
+/// a signed DENIED; requests signed after the restart work.
+#[test]
+fn a_request_captured_before_a_restart_is_not_replayed_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = key_file(dir.path(), "keys", &[("k1", SECRET1)]);
+    let mut f = Faild::start(dir.path(), Some(RULES), &["-k", keys.to_str().unwrap()]).unwrap();
+    let k1 = key("k1", SECRET1);
+    let o = f.failc(&["-k", keys.to_str().unwrap(), "-c", "genesis", "-sUP", "vip"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let stamped = now();
+    let (line, seal) = signed(&k1, stamped, "FAIL/1 5 genesis SET vip FAIL\n");
+    let reply = tcp(f.socket(), &line);
+    assert!(seal.open_reply(&reply).is_ok(), "{reply}");
+    let o = f.failc(&["-k", keys.to_str().unwrap(), "-c", "genesis", "-sUP", "vip"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    // The restart comes in a later second than the capture.
+    f.kill9();
+    wait_for("the next second", Duration::from_secs(5), || {
+        now() > stamped
+    })
+    .unwrap();
+    f.restart().unwrap();
+    for send in [tcp, udp] {
+        let r = send(f.socket(), &line);
+        assert!(
+            r.contains("ERR DENIED") && r.contains("before this faild started"),
+            "{r}"
+        );
+        assert!(
+            seal.open_reply(&r).is_ok(),
+            "a key holder's refusal is sealed"
+        );
+    }
+    let o = f.failc(&["-k", keys.to_str().unwrap(), "-c", "genesis", "vip"]);
+    assert_eq!(
+        stdout(&o).split_whitespace().nth(1),
+        Some("UP"),
+        "the replay changed nothing: {}",
+        stderr(&o)
+    );
+    // A request signed now is taken (once faild's start second is over).
+    wait_for("a fresh request taken", Duration::from_secs(10), || {
+        let (fresh, seal) = signed(&k1, now(), "FAIL/1 6 genesis GET vip\n");
+        seal.open_reply(&tcp(f.socket(), &fresh))
+            .is_ok_and(|r| r.starts_with("FAIL/1 6 OK 1"))
+    })
+    .unwrap();
 }

@@ -9,8 +9,8 @@ use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use failover::auth::{Seal, Signer, open_reply_any};
-use failover::proto::{Header, Op, Reply, Request, udp};
+use failover::auth::{self, ReplyReader, Seal, SealRing, Signer};
+use failover::proto::{Op, Reply, Request, udp};
 
 /// Longest reply line read over TCP. A record line is a few hundred bytes at
 /// most; anything longer is not faild talking.
@@ -127,16 +127,10 @@ impl Client {
     /// The line to send for `plain`: signed (with the seal that opens its
     /// reply) when a key is configured.
     fn envelope(&mut self, plain: &str) -> (String, Option<Seal>) {
-        match &mut self.signer {
-            None => (plain.to_string(), None),
-            Some(signer) => {
-                let now = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                let (line, seal) = signer.sign(now, plain);
-                (line, Some(seal))
-            }
-        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        auth::envelope(self.signer.as_mut(), now, plain)
     }
 
     pub fn target(&self) -> &Target {
@@ -254,7 +248,7 @@ impl Client {
         let mut buf = vec![0; 65_536];
         // Every resend is signed afresh (faild refuses a nonce twice); a late
         // reply to an earlier send opens with that send's seal.
-        let mut seals = Vec::new();
+        let mut seals = SealRing::default();
         let mut unauthenticated = None;
         loop {
             let now = Instant::now();
@@ -264,7 +258,9 @@ impl Client {
                 );
             }
             let (line, seal) = self.envelope(request);
-            seals.extend(seal);
+            if let Some(seal) = seal {
+                seals.push(seal);
+            }
             socket.send(line.as_bytes()).map_err(io_error)?;
             let resend_at = (now + resend).min(deadline);
             while let Some(left) = resend_at
@@ -283,7 +279,7 @@ impl Client {
                     false => text,
                     // A forged datagram is skipped, not fatal: anyone can
                     // send one, and the real reply may still come.
-                    true => match open_reply_any(&seals, text) {
+                    true => match seals.open(text) {
                         Ok(plain) => plain,
                         Err(e) => {
                             unauthenticated = Some(self.unauthenticated(e, text));
@@ -309,7 +305,7 @@ impl Client {
         ClientError::Unauthenticated {
             target: self.target.clone(),
             reason: e.to_string(),
-            answer: unsigned_answer(text),
+            answer: auth::unsigned_answer(text),
         }
     }
 
@@ -337,15 +333,6 @@ fn io_failure(target: &Target, timeout: Duration, failure: IoFailure) -> ClientE
             answer,
         },
     }
-}
-
-/// An unsigned error reply's first line, shown (not trusted) beside the
-/// authentication failure: it is usually faild saying why it refused.
-fn unsigned_answer(text: &str) -> Option<String> {
-    let first = text.lines().next()?;
-    first
-        .contains(" ERR ")
-        .then(|| first.chars().take(200).collect())
 }
 
 /// Starts request ids somewhere different in each run, so a late UDP reply
@@ -435,26 +422,17 @@ impl TcpConn {
             .get_mut()
             .write_all(request.as_bytes())
             .map_err(IoFailure::Io)?;
-        let mut text = self.read_line()?;
-        let mut header = text.clone();
-        if seal.is_some() && text.starts_with("AUTH/") {
-            header = self.read_line()?;
-            text.push_str(&header);
-        }
-        if let Header::Items { count, .. } = Header::parse(&header).map_err(IoFailure::Garbage)? {
-            for _ in 0..count {
-                text.push_str(&self.read_line()?);
+        let mut reader = ReplyReader::new(seal.is_some());
+        loop {
+            let line = self.read_line()?;
+            if reader.push(&line).map_err(IoFailure::Garbage)? {
+                break;
             }
         }
-        let plain = match seal {
-            None => text.as_str(),
-            Some(seal) => seal
-                .open_reply(&text)
-                .map_err(|e| IoFailure::Unauthenticated {
-                    reason: e.to_string(),
-                    answer: unsigned_answer(&text),
-                })?,
-        };
+        let plain = reader.open(seal).map_err(|e| IoFailure::Unauthenticated {
+            reason: e.to_string(),
+            answer: auth::unsigned_answer(reader.text()),
+        })?;
         Reply::decode(plain).map_err(IoFailure::Garbage)
     }
 
@@ -547,7 +525,12 @@ mod tests {
                 let mut writer = stream.try_clone().unwrap();
                 let mut requests = Vec::new();
                 for line in BufReader::new(stream).lines() {
-                    let request = Request::parse(line.unwrap().as_bytes()).unwrap();
+                    // A signed request's plain line (not verified).
+                    let line = line.unwrap();
+                    let plain = failover::auth::decode_request(line.as_bytes())
+                        .unwrap()
+                        .map_or(line.as_bytes(), |signed| signed.inner);
+                    let request = Request::parse(plain).unwrap();
                     writer.write_all(answer(&request).as_bytes()).unwrap();
                     requests.push(request);
                 }
@@ -638,6 +621,29 @@ mod tests {
         assert!(matches!(err, ClientError::Timeout { .. }), "{err}");
         assert!(err.to_string().ends_with(": no reply within 0.2s"), "{err}");
         assert!(took >= timeout && took < Duration::from_secs(2), "{took:?}");
+        drop(c);
+        server.join().unwrap();
+    }
+
+    /// faild's unsigned refusal is shown beside the authentication error,
+    /// but anyone can send one: its control characters (a terminal escape,
+    /// a carriage return that would overwrite the line) are escaped.
+    #[test]
+    fn an_unsigned_answer_is_shown_escaped() {
+        let (addr, server) = tcp_server(1, |r| {
+            format!("FAIL/1 {} ERR DENIED \x1b[2J\rall is well\n", r.id)
+        });
+        let mut c = client(addr, Transport::Tcp, Duration::from_secs(2));
+        let key = failover::auth::Key::new("k1", None, &[1; 16]).unwrap();
+        c.sign_with(Signer::new(key, [0; 16]));
+        let err = c.call(get("vip")).unwrap_err();
+        assert!(matches!(err, ClientError::Unauthenticated { .. }), "{err}");
+        let err = err.to_string();
+        assert!(
+            err.ends_with("ERR DENIED \\u{1b}[2J\\rall is well"),
+            "{err}"
+        );
+        assert!(!err.chars().any(char::is_control), "{err:?}");
         drop(c);
         server.join().unwrap();
     }

@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use failover::auth::{self, KeyRing, Opened, ReplayCache, Seal};
+use failover::auth::{self, Authentic, Freshness, KeyRing, Opened, ReplayCache, Seal};
 use failover::community::Rules;
 use failover::proto::{ErrorCode, Reply, Request};
 
@@ -20,6 +20,12 @@ pub struct Access {
     /// Nonces of signed requests within the window. Kept across reloads: a
     /// rotation must not make the requests just seen replayable.
     replay: Mutex<ReplayCache>,
+    /// When this faild started: the wall clock (Unix seconds) and the
+    /// monotonic one. The nonce cache starts empty, so for a window after
+    /// the start requests stamped before it are refused (see
+    /// [`Freshness::started`]); the monotonic clock bounds that time even
+    /// if the wall clock steps.
+    started: (u64, Instant),
 }
 
 /// A request that passed the envelope check, and the seal its reply gets
@@ -57,10 +63,11 @@ impl Access {
             key_file,
             rules: RwLock::new(Arc::new(rules)),
             keys: RwLock::new(Arc::new(keys)),
-            replay: Mutex::new(ReplayCache::new(
-                ReplayCache::DEFAULT_CAPACITY,
-                auth::WINDOW,
-            )),
+            replay: Mutex::new(
+                ReplayCache::new(ReplayCache::DEFAULT_CAPACITY, auth::WINDOW)
+                    .with_key_quota(ReplayCache::DEFAULT_KEY_QUOTA),
+            ),
+            started: (unix_now(), Instant::now()),
         })
     }
 
@@ -101,13 +108,16 @@ impl Access {
     /// Refusals are `DENIED`, and change nothing.
     pub fn admit(&self, line: &[u8]) -> Result<Admitted, Box<Refused>> {
         let keys = self.keys();
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let opened = {
-            let mut replay = self.replay.lock().unwrap_or_else(|p| p.into_inner());
-            auth::verify_request(line, &keys, now, auth::WINDOW, &mut replay)
-        };
+        // The MAC is checked before the nonce cache is locked: forgeries
+        // (any number, from anyone) never hold up a key holder's request.
+        let opened = auth::authenticate(line, &keys).and_then(|a| match a {
+            Authentic::Plain(plain) => Ok(Opened::Plain(plain)),
+            Authentic::Signed(verified) => {
+                let clock = self.clock();
+                let mut replay = self.replay.lock().unwrap_or_else(|p| p.into_inner());
+                verified.admit(clock, &mut replay)
+            }
+        });
         let (plain, seal) = match opened {
             Ok(Opened::Plain(plain)) => (plain, None),
             Ok(Opened::Signed { inner, seal }) => (inner, Some(seal)),
@@ -134,6 +144,39 @@ impl Access {
         }
         Ok(Admitted { request, seal })
     }
+
+    /// With a key file, waits (at most a second) until the wall clock has
+    /// left the second faild started in. Requests stamped in that second or
+    /// before are refused for a while (the previous run may have seen
+    /// them), so a key holder asking as soon as faild answers must not be
+    /// stamping in it.
+    pub fn wait_out_start_second(&self) {
+        if self.key_file.is_none() {
+            return;
+        }
+        let next = UNIX_EPOCH + Duration::from_secs(self.started.0 + 1);
+        if let Ok(left) = next.duration_since(SystemTime::now()) {
+            std::thread::sleep(left.min(Duration::from_secs(1)));
+        }
+    }
+
+    /// The clock signed requests are checked against.
+    fn clock(&self) -> Freshness {
+        let (wall, mono) = self.started;
+        // One second more than the window: the wall start is rounded down.
+        let young = mono.elapsed() <= Duration::from_secs(auth::WINDOW + 1);
+        Freshness {
+            now: unix_now(),
+            window: auth::WINDOW,
+            started: young.then_some(wall),
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn denied(id: Option<u64>, error: auth::AuthError, seal: Option<Seal>) -> Box<Refused> {
@@ -169,4 +212,67 @@ fn read_keys(path: &Path) -> Result<KeyRing> {
         tracing::warn!(target: "auth", "key file {warning}");
     }
     Ok(KeyRing::parse(&secret.text, &path.display().to_string())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::mpsc;
+
+    const SECRET: &str = "00112233445566778899aabbccddeeff";
+
+    fn access(dir: &Path) -> Access {
+        let keys = dir.join("keys");
+        std::fs::write(&keys, format!("k1 genesis hex:{SECRET}\n")).unwrap();
+        std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600)).unwrap();
+        Access::load(None, Some(keys)).unwrap()
+    }
+
+    /// Forgeries and plain requests are answered while the nonce cache is
+    /// locked (by a key holder's request in flight): only a request whose
+    /// MAC verified waits for it.
+    #[test]
+    fn forgeries_do_not_wait_for_the_nonce_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let access = Arc::new(access(dir.path()));
+        let forger = auth::Key::new("k1", Some("genesis"), &[7; 16]).unwrap();
+        let now = unix_now();
+        let (forged, _) =
+            auth::sign_request(&forger, now, [1; 16], "FAIL/1 1 genesis SET vip UP\n");
+        let held = access.replay.lock().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let a = access.clone();
+        let worker = std::thread::spawn(move || {
+            let forged = a.admit(forged.as_bytes()).map(|_| ()).map_err(|r| r.auth);
+            let plain = a
+                .admit(b"FAIL/1 2 public GET vip\n")
+                .map(|_| ())
+                .map_err(|r| r.auth);
+            let _ = tx.send((forged, plain));
+        });
+        let got = rx.recv_timeout(Duration::from_secs(10));
+        drop(held);
+        worker.join().unwrap();
+        let (forged, plain) = got.expect("answered without waiting for the lock");
+        assert_eq!(forged, Err(Some(auth::AuthError::BadMac)));
+        assert_eq!(plain, Ok(()));
+    }
+
+    /// Just after the start, a request stamped before it is refused (its
+    /// nonce may be in the previous run's cache); one stamped after is not.
+    #[test]
+    fn a_young_faild_refuses_requests_stamped_before_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let access = access(dir.path());
+        let key =
+            auth::Key::new("k1", Some("genesis"), &auth::decode_hex(SECRET).unwrap()).unwrap();
+        let started = access.started.0;
+        let sign =
+            |time, n| auth::sign_request(&key, time, [n; 16], "FAIL/1 1 genesis GET vip\n").0;
+        let refused = access.admit(sign(started - 1, 1).as_bytes()).unwrap_err();
+        assert_eq!(refused.auth, Some(auth::AuthError::BeforeStart));
+        assert!(refused.seal.is_some(), "a key holder's refusal is sealed");
+        assert!(access.admit(sign(started + 1, 2).as_bytes()).is_ok());
+    }
 }

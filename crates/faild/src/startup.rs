@@ -113,6 +113,7 @@ fn prepare(cli: &Cli) -> Result<Prepared> {
     check_state_dir(dir, &trusted)?;
     let file = StateFile::open(state_path, current_boot_id())?;
     let registry = file.load()?;
+    access.wait_out_start_second();
     let listeners = Listeners::bind(&cli.addresses, cli.port)?;
     Ok(Prepared {
         access,

@@ -16,9 +16,13 @@ use crate::config::HostConfig;
 /// How long a poller waits for more requests to join a batch.
 const GATHER: Duration = Duration::from_millis(2);
 
+/// Least time a call leaves its askers to take in its answer.
+const MARGIN: Duration = Duration::from_millis(10);
+
 struct Ask {
     service: String,
-    limit: Duration,
+    /// When the asker stops waiting.
+    deadline: tokio::time::Instant,
     reply: oneshot::Sender<Result<Record, CallError>>,
 }
 
@@ -77,9 +81,10 @@ impl Poller {
     /// This host's record of `service`, or why there is none.
     pub async fn get(&self, service: &str, limit: Duration) -> Result<Record, CallError> {
         let (reply, answer) = oneshot::channel();
+        let deadline = tokio::time::Instant::now() + limit;
         let ask = Ask {
             service: service.to_string(),
-            limit,
+            deadline,
             reply,
         };
         if self.tx.send(ask).is_err() {
@@ -87,7 +92,7 @@ impl Poller {
         }
         // The ask's own limit holds even while the poller still waits on a
         // slower service's batch to this host.
-        match tokio::time::timeout(limit, answer).await {
+        match tokio::time::timeout_at(deadline, answer).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(CallError::NoAnswer("poller stopped".into())),
             Err(_) => Err(CallError::NoAnswer(format!("no reply within {limit:?}"))),
@@ -115,18 +120,28 @@ async fn run(
         if asks.is_empty() {
             continue;
         }
-        let limit = asks.iter().map(|a| a.limit).min().unwrap_or(GATHER);
+        // The call ends a little before the first asker stops waiting, so
+        // that what it got (an error answer, say) reaches the askers rather
+        // than their own "no reply".
+        let deadline = asks.iter().map(|a| a.deadline).min();
+        let left = deadline.map_or(GATHER, |d| {
+            d.saturating_duration_since(tokio::time::Instant::now())
+        });
+        let limit = left.saturating_sub((left / 10).max(MARGIN));
         let mut names: Vec<String> = asks.iter().map(|a| a.service.clone()).collect();
         names.sort();
         names.dedup();
         let sent = Instant::now();
         let mut answers: BTreeMap<String, Result<Record, CallError>> =
             client.get(&names, limit).await.into_iter().collect();
-        // Answered unless some name got no (readable) answer; an error reply
-        // (no such service, denied) is an answer.
+        // Answered unless some name got no (readable, authentic) answer; an
+        // error reply (no such service, denied) is an answer.
         let failed = answers.values().find_map(|a| match a {
             Err(
-                e @ (CallError::NoAnswer(_) | CallError::Garbled(_) | CallError::Unresolved(_)),
+                e @ (CallError::NoAnswer(_)
+                | CallError::Garbled(_)
+                | CallError::Unresolved(_)
+                | CallError::Unauthenticated(_)),
             ) => Some(e.to_string()),
             _ => None,
         });

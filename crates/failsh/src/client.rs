@@ -4,22 +4,26 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use failover::Record;
 use failover::State;
-use failover::auth::{Seal, Signer, open_reply_any};
+use failover::auth::{self, AuthError, ReplyReader, Seal, SealRing, Signer};
 use failover::proto::{
-    ErrorCode, Header, Item, MAX_GET_NAMES, Op, Origin, ProtoError, Reply, Request, get_batches,
-    udp,
+    ErrorCode, Item, MAX_GET_NAMES, Op, Origin, ProtoError, Reply, Request, get_batches, udp,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpStream, UdpSocket};
+use tokio::time::Instant;
 
 use crate::config::{HostConfig, Protocol};
 
 /// Names per UDP GET: replies must fit in one 1,400-byte datagram.
 const UDP_NAMES: usize = 12;
+
+/// How often a host's authentication failures are logged at most (the
+/// first one at once): they go on every poll until the keys are fixed.
+const AUTH_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 /// Why a call got no usable answer.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -40,10 +44,27 @@ pub enum CallError {
     /// sign of the host's state.
     #[error("{0}")]
     Unresolved(String),
+    /// The request was signed and what came back from the host does not
+    /// prove a key holder sent it: mostly faild refusing the signature
+    /// (keys that do not match: no `-k` there, a key id it does not know,
+    /// another secret), else a forger. Something answered, so the host is
+    /// not silent: its state is unknown, which blocks starts and never
+    /// times out into FAIL (taking it for silence would start the service
+    /// here while the peer runs it). A forger can only block starts.
+    #[error("{0}")]
+    Unauthenticated(String),
 }
+
+/// The io error that carries a [`CallError::Unauthenticated`] out of a call.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct NotAuthentic(String);
 
 impl From<io::Error> for CallError {
     fn from(e: io::Error) -> CallError {
+        if let Some(why) = e.get_ref().and_then(|i| i.downcast_ref::<NotAuthentic>()) {
+            return CallError::Unauthenticated(why.0.clone());
+        }
         match e.kind() {
             io::ErrorKind::InvalidData => CallError::Garbled(e.to_string()),
             _ => CallError::NoAnswer(e.to_string()),
@@ -62,9 +83,12 @@ pub struct Client {
     next_id: u64,
     /// Signs every request when the host has a key.
     signer: Option<Signer>,
-    /// Replies that failed authentication (forged, or unsigned): each is
-    /// taken as no answer, never as a state.
+    /// Replies that failed authentication (forged, or unsigned): never
+    /// taken for a state.
     pub auth_failures: u64,
+    /// When an authentication failure was last logged, and how many came
+    /// since.
+    auth_warned: Option<(Instant, u64)>,
 }
 
 impl Client {
@@ -88,6 +112,7 @@ impl Client {
             next_id: seed ^ u64::from(std::process::id()) << 32,
             signer,
             auth_failures: 0,
+            auth_warned: None,
         }
     }
 
@@ -98,27 +123,38 @@ impl Client {
 
     /// The line to send for a request: signed, with the seal that opens its
     /// reply, when the host has a key.
-    fn envelope(&mut self, plain: String) -> (String, Option<Seal>) {
-        match &mut self.signer {
-            None => (plain, None),
-            Some(signer) => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs());
-                let (line, seal) = signer.sign(now, &plain);
-                (line, Some(seal))
-            }
-        }
+    fn envelope(&mut self, plain: &str) -> (String, Option<Seal>) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        auth::envelope(self.signer.as_mut(), now, plain)
     }
 
-    /// Counts a reply that failed authentication; the error says it was no
-    /// answer (never a state).
-    fn unauthenticated(&mut self, e: failover::auth::AuthError) -> io::Error {
+    /// Counts a reply that failed authentication, logs it (the first at
+    /// once, then at most every [`AUTH_WARNING_EVERY`]), and returns the
+    /// error that makes it an error answer (UNKNOWN), never silence.
+    fn unauthenticated(&mut self, e: AuthError, text: &str) -> io::Error {
         self.auth_failures += 1;
-        io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!("reply not authenticated: {e}"),
-        )
+        let why = match auth::unsigned_answer(text) {
+            Some(answer) => format!("reply not authenticated ({e}); unsigned answer: {answer}"),
+            None => format!("reply not authenticated ({e})"),
+        };
+        let now = Instant::now();
+        match &mut self.auth_warned {
+            Some((at, since)) if now.duration_since(*at) < AUTH_WARNING_EVERY => *since += 1,
+            warned => {
+                let more = warned
+                    .map(|(_, n)| format!(" ({n} more since the last warning)"))
+                    .unwrap_or_default();
+                tracing::warn!(
+                    "host {}: {why}{more}: its state is UNKNOWN, which blocks starting, until its \
+                     replies verify; check key_file/key_id here against faild -k there",
+                    self.host.name
+                );
+                *warned = Some((now, 0));
+            }
+        }
+        io::Error::new(io::ErrorKind::PermissionDenied, NotAuthentic(why))
     }
 
     /// Reads `names`; each answer in order. A whole-request failure is
@@ -205,31 +241,34 @@ impl Client {
             community: self.host.community.clone(),
             op,
         };
-        let result = tokio::time::timeout(limit, async {
-            match self.host.protocol {
-                Protocol::Tcp => {
-                    let reused = self.tcp.is_some();
-                    match self.tcp_call(&req).await {
-                        // A kept connection faild has closed meanwhile (idle
-                        // timeout, connection cap): nothing was executed, as
-                        // faild runs only complete lines; ask once more.
-                        Err(e) if reused && stale(&e) => {
-                            self.tcp = None;
-                            self.tcp_call(&req).await
-                        }
-                        r => r,
-                    }
-                }
-                Protocol::Udp => self.udp_call(&req, limit).await,
-            }
-        })
-        .await
-        .unwrap_or_else(|_| {
-            Err(io::Error::new(
+        let timed_out = || {
+            io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!("no reply within {limit:?}"),
-            ))
-        });
+            )
+        };
+        let result = match self.host.protocol {
+            Protocol::Tcp => tokio::time::timeout(limit, async {
+                let reused = self.tcp.is_some();
+                match self.tcp_call(&req).await {
+                    // A kept connection faild has closed meanwhile (idle
+                    // timeout, connection cap): nothing was executed, as
+                    // faild runs only complete lines; ask once more.
+                    Err(e) if reused && stale(&e) => {
+                        self.tcp = None;
+                        self.tcp_call(&req).await
+                    }
+                    r => r,
+                }
+            })
+            .await
+            .unwrap_or_else(|_| Err(timed_out())),
+            // It keeps its own time: what it got by then decides the error.
+            Protocol::Udp => self
+                .udp_call(&req, limit)
+                .await
+                .and_then(|reply| reply.ok_or_else(timed_out)),
+        };
         if result.is_err() {
             self.tcp = None; // a half-read reply must not be taken for the next one
         }
@@ -248,36 +287,27 @@ impl Client {
             stream.set_nodelay(true)?;
             self.tcp = Some(BufReader::new(stream));
         }
-        let (request, seal) = self.envelope(req.encode());
+        let (request, seal) = self.envelope(&req.encode());
         let conn = self.tcp.as_mut().expect("connected above");
         conn.get_mut().write_all(request.as_bytes()).await?;
-        let mut line = String::new();
-        if conn.read_line(&mut line).await? == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "connection closed",
-            ));
-        }
-        let mut text = line.clone();
-        if seal.is_some() && line.starts_with("AUTH/") {
-            line.clear();
-            conn.read_line(&mut line).await?;
-            text.push_str(&line);
-        }
         let garbled = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
-        if let Header::Items { count, .. } = Header::parse(&line).map_err(garbled)? {
-            for _ in 0..count {
-                line.clear();
-                conn.read_line(&mut line).await?;
-                text.push_str(&line);
+        let mut reader = ReplyReader::new(seal.is_some());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if conn.read_line(&mut line).await? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed",
+                ));
+            }
+            if reader.push(&line).map_err(garbled)? {
+                break;
             }
         }
-        let plain = match &seal {
-            None => text.as_str(),
-            Some(seal) => match seal.open_reply(&text) {
-                Ok(plain) => plain,
-                Err(e) => return Err(self.unauthenticated(e)),
-            },
+        let plain = match reader.open(seal.as_ref()) {
+            Ok(plain) => plain,
+            Err(e) => return Err(self.unauthenticated(e, reader.text())),
         };
         let reply = Reply::decode(plain).map_err(garbled)?;
         check_id(&reply, req.id)?;
@@ -285,8 +315,11 @@ impl Client {
     }
 
     /// Sends the request, resending every quarter of the limit until a reply
-    /// with its id arrives.
-    async fn udp_call(&mut self, req: &Request, limit: Duration) -> io::Result<Reply> {
+    /// with its id arrives; `None` when none did within the limit. When only
+    /// datagrams that failed authentication came, the error says so: the
+    /// host answered (faild refusing the signature), it is not silent.
+    async fn udp_call(&mut self, req: &Request, limit: Duration) -> io::Result<Option<Reply>> {
+        let deadline = Instant::now() + limit;
         let target = *self
             .targets()
             .first()
@@ -301,30 +334,33 @@ impl Client {
         // faild answers at most three times the request's size over UDP: the
         // request is padded to allow the largest reply it can draw.
         let plain = udp::encode_padded(req);
+        let resend = (limit / 4).max(Duration::from_millis(5));
         let mut buf = vec![0u8; 65_536];
-        // Every resend is signed afresh (faild refuses a nonce twice); a late
-        // reply to an earlier send opens with that send's seal. A datagram
-        // that fails authentication is skipped: the real reply may follow.
-        let mut seals: Vec<Seal> = Vec::new();
-        loop {
-            let (text, seal) = self.envelope(plain.clone());
-            seals.extend(seal);
+        let mut seals = SealRing::default();
+        let mut unauthenticated = None;
+        while Instant::now() < deadline {
+            let (text, seal) = self.envelope(&plain);
+            if let Some(seal) = seal {
+                seals.push(seal);
+            }
             socket.send(text.as_bytes()).await?;
-            let wait = (limit / 4).max(Duration::from_millis(5));
-            if let Ok(n) = tokio::time::timeout(wait, socket.recv(&mut buf)).await {
-                let n = n?;
-                let text = String::from_utf8_lossy(&buf[..n]);
+            // Everything that comes before the resend time is read; only
+            // then is the request sent again (signed afresh), so a datagram
+            // sent by a forger never makes this client send a request.
+            let resend_at = (Instant::now() + resend).min(deadline);
+            while let Ok(n) = tokio::time::timeout_at(resend_at, socket.recv(&mut buf)).await {
+                let text = String::from_utf8_lossy(&buf[..n?]);
                 let plain = match self.signer.is_some() {
-                    false => Ok(&*text),
-                    true => open_reply_any(&seals, &text),
-                };
-                let plain = match plain {
-                    Ok(plain) => plain,
-                    Err(e) => {
-                        let e = self.unauthenticated(e);
-                        tracing::debug!("{}: {e}", self.host.name);
-                        continue;
-                    }
+                    false => &*text,
+                    // Skipped, not fatal: anyone can send a datagram, and the
+                    // real reply may still come.
+                    true => match seals.open(&text) {
+                        Ok(plain) => plain,
+                        Err(e) => {
+                            unauthenticated = Some(self.unauthenticated(e, &text));
+                            continue;
+                        }
+                    },
                 };
                 let Ok(reply) = Reply::decode(plain) else {
                     continue;
@@ -332,10 +368,11 @@ impl Client {
                 if reply.id() == Some(req.id) || reply.id().is_none() {
                     // A GET too large for one datagram is refused whole
                     // (TOOBIG); `get` then asks again in halves.
-                    return Ok(reply);
+                    return Ok(Some(reply));
                 }
             }
         }
+        unauthenticated.map_or(Ok(None), Err)
     }
 }
 
@@ -363,4 +400,132 @@ fn check_id(reply: &Reply, id: u64) -> io::Result<()> {
 /// Whether an error answer means "that host never claimed the service".
 pub fn is_no_such(e: &CallError) -> bool {
     matches!(e, CallError::Refused(p) if p.code == ErrorCode::NoSuch)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Fake fairds on 127.0.0.1 that answer a signed failsh with what its
+    //! key cannot verify. Every wait is bounded.
+
+    use super::*;
+    use failover::auth::Key;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn host(port: u16, protocol: Protocol) -> HostConfig {
+        let key = Key::new("k1", Some("genesis"), &[1; 32]).unwrap();
+        HostConfig {
+            name: "peer".into(),
+            address: "127.0.0.1".into(),
+            port,
+            protocol,
+            community: "genesis".into(),
+            key_file: None,
+            key_id: None,
+            key: Some(Arc::new(key)),
+        }
+    }
+
+    fn client(addr: SocketAddr, protocol: Protocol) -> Client {
+        Client::new(host(addr.port(), protocol), Ok(vec![addr]))
+    }
+
+    /// What a faild without the key answers a signed request: unsigned.
+    fn refusal(request: &str) -> String {
+        let plain = &request[request.find("FAIL/1 ").expect("a request")..];
+        let id = plain.split(' ').nth(1).unwrap();
+        format!("FAIL/1 {id} ERR DENIED unknown key id \"k1\"\n")
+    }
+
+    /// A faild refusing the signature answered: an error answer (the peer
+    /// is UNKNOWN), never no answer (INDOUBT, then FAIL).
+    #[tokio::test]
+    async fn an_unsigned_refusal_is_an_answer_not_silence() {
+        // TCP.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let mut s = BufReader::new(s);
+            let mut line = String::new();
+            s.read_line(&mut line).await.unwrap();
+            s.get_mut()
+                .write_all(refusal(&line).as_bytes())
+                .await
+                .unwrap();
+            // Held open: the client must not wait for more.
+            let _ = s.read_line(&mut line).await;
+        });
+        let mut c = client(addr, Protocol::Tcp);
+        let got = c.get(&["vip".into()], Duration::from_secs(5)).await;
+        assert!(
+            matches!(&got[0].1, Err(CallError::Unauthenticated(why)) if why.contains("unknown key id")),
+            "{got:?}"
+        );
+        assert_eq!(c.auth_failures, 1);
+        drop(c);
+        server.await.unwrap();
+
+        // UDP: the refusal is skipped while the real reply may still come,
+        // and is the error at the end.
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let mut buf = vec![0; 65_536];
+            while let Ok(Ok((n, peer))) =
+                tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf)).await
+            {
+                let line = String::from_utf8_lossy(&buf[..n]).to_string();
+                let _ = socket.send_to(refusal(&line).as_bytes(), peer).await;
+            }
+        });
+        let mut c = client(addr, Protocol::Udp);
+        let got = c.get(&["vip".into()], Duration::from_millis(400)).await;
+        assert!(
+            matches!(&got[0].1, Err(CallError::Unauthenticated(why)) if why.contains("unknown key id")),
+            "{got:?}"
+        );
+        assert!(c.auth_failures >= 1);
+        server.await.unwrap();
+    }
+
+    /// Forged datagrams make failsh neither send more requests (each one
+    /// a nonce faild must remember) nor lose the real reply.
+    #[tokio::test]
+    async fn forged_datagrams_do_not_make_failsh_send() {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        const FORGED: usize = 200;
+        let server = tokio::spawn(async move {
+            let mut buf = vec![0; 65_536];
+            let mut requests = 0;
+            while let Ok(Ok((n, peer))) =
+                tokio::time::timeout(Duration::from_millis(1500), socket.recv_from(&mut buf)).await
+            {
+                requests += 1;
+                if requests == 1 {
+                    let line = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let forged = format!("AUTH/1 k1 {}\n{}", "ab".repeat(32), refusal(&line));
+                    for _ in 0..FORGED {
+                        let _ = socket.send_to(forged.as_bytes(), peer).await;
+                    }
+                }
+            }
+            requests
+        });
+        let mut c = client(addr, Protocol::Udp);
+        let limit = Duration::from_millis(800);
+        let got = c.get(&["vip".into()], limit).await;
+        assert!(
+            matches!(&got[0].1, Err(CallError::Unauthenticated(why)) if why.contains("bad signature")),
+            "{got:?}"
+        );
+        let requests = server.await.unwrap();
+        println!("requests sent for {FORGED} forged datagrams: {requests}");
+        assert!(
+            (1..=5).contains(&requests),
+            "one send per quarter of the limit, whatever arrives: {requests}"
+        );
+        assert!(c.auth_failures >= 1, "{}", c.auth_failures);
+    }
 }

@@ -590,9 +590,11 @@ async fn poll(
             let answer = match a {
                 Ok(r) => PeerAnswer::Record(r),
                 Err(e) if is_no_such(&e) => PeerAnswer::NoSuch,
-                Err(e @ (CallError::Refused(_) | CallError::Garbled(_))) => {
-                    PeerAnswer::Error(e.to_string())
-                }
+                Err(
+                    e @ (CallError::Refused(_)
+                    | CallError::Garbled(_)
+                    | CallError::Unauthenticated(_)),
+                ) => PeerAnswer::Error(e.to_string()),
                 Err(CallError::NoAnswer(_)) => PeerAnswer::NoAnswer,
                 Err(CallError::Unresolved(why)) => PeerAnswer::Unresolved(why),
             };

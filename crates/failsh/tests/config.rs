@@ -373,7 +373,7 @@ fn host_keys() {
         ),
         (
             "failhost{ name = 'p', key_id = 'old' }",
-            "key_id without key_file",
+            "h.lua:1: host \"p\": key_id without key_file",
         ),
         ("failhost{ name = 'p', key_id = 'a b' }", "not allowed"),
     ] {

@@ -29,8 +29,11 @@
 //!
 //! Pure: no I/O, no clock; the caller passes the time and the nonce cache.
 
+mod client;
 mod keys;
 mod replay;
+
+pub use client::{ReplyReader, SealRing, envelope, unsigned_answer};
 
 pub use keys::{
     Key, KeyError, KeyRing, MAX_KEY_ID, MAX_SECRET, MIN_SECRET, check_key_id, decode_hex,
@@ -80,6 +83,12 @@ pub enum AuthError {
     Replayed,
     #[error("too many signed requests within the window ({0} remembered); try again")]
     CacheFull(usize),
+    #[error(
+        "key {key:?} made too many signed requests within the window ({quota} remembered); try again"
+    )]
+    KeyQuota { key: String, quota: usize },
+    #[error("request signed before this faild started (its replay cache is new); try again")]
+    BeforeStart,
     #[error("key {0:?} is not for this community")]
     WrongCommunity(String),
     #[error("this community must sign its requests")]
@@ -168,21 +177,61 @@ pub fn decode_request(line: &[u8]) -> Result<Option<SignedRequest<'_>>, AuthErro
     }))
 }
 
-/// faild's check of a request line (the fuzz target's entry point): decodes
-/// the envelope, verifies the MAC in constant time, the time against `now`
-/// (Unix seconds) within ± `window`, and the nonce against `cache`. The
-/// cache learns a nonce only from a request whose MAC verified, so
+/// The clock a signed request's time is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    /// faild's clock (Unix seconds).
+    pub now: u64,
+    /// How far a request's time may be from `now`, either way.
+    pub window: u64,
+    /// faild's start (Unix seconds) while it is young enough that a
+    /// request captured before the start could still be fresh (the nonce
+    /// cache lives in memory and starts empty): requests stamped at or
+    /// before it are refused. `None` once that is over.
+    pub started: Option<u64>,
+}
+
+/// A request line whose envelope (if any) verified: the MAC is right, the
+/// time and nonce are not checked yet.
+#[derive(Debug, Clone)]
+pub enum Authentic<'a> {
+    Plain(&'a [u8]),
+    Signed(Verified<'a>),
+}
+
+/// A request whose MAC verified, with what [`Verified::admit`] checks next.
+#[derive(Debug, Clone)]
+pub struct Verified<'a> {
+    time: u64,
+    nonce: Nonce,
+    inner: &'a [u8],
+    seal: Seal,
+}
+
+/// faild's check of a request line (the fuzz target's entry point): the
+/// MAC ([`authenticate`]), then the time and nonce ([`Verified::admit`]).
+/// The cache learns a nonce only from a request whose MAC verified, so
 /// forgeries cannot fill it.
 pub fn verify_request<'a>(
     line: &'a [u8],
     keys: &KeyRing,
-    now: u64,
-    window: u64,
+    clock: Freshness,
     cache: &mut ReplayCache,
 ) -> Result<Opened<'a>, Refusal> {
+    match authenticate(line, keys)? {
+        Authentic::Plain(plain) => Ok(Opened::Plain(plain)),
+        Authentic::Signed(verified) => verified.admit(clock, cache),
+    }
+}
+
+/// The first half of [`verify_request`]: decodes the envelope and verifies
+/// the MAC in constant time. Needs no shared state, so faild runs it
+/// before it takes the nonce cache's lock: a flood of forgeries costs CPU
+/// but never holds up the key holders' requests.
+pub fn authenticate<'a>(line: &'a [u8], keys: &KeyRing) -> Result<Authentic<'a>, Refusal> {
     let unsealed = |error| Refusal { error, seal: None };
     let Some(signed) = decode_request(line).map_err(unsealed)? else {
-        return Ok(Opened::Plain(strip_line_end(line)));
+        return Ok(Authentic::Plain(strip_line_end(line)));
     };
     let key = keys
         .get(signed.key_id)
@@ -191,28 +240,44 @@ pub fn verify_request<'a>(
     mac.update(signed.inner);
     mac.verify_slice(&signed.mac)
         .map_err(|_| unsealed(AuthError::BadMac))?;
-    let seal = Seal {
-        key: key.clone(),
-        request_mac: signed.mac,
-    };
-    let skew = i128::from(signed.time) - i128::from(now);
-    let checked = if skew.unsigned_abs() > u128::from(window) {
-        Err(AuthError::Stale {
-            skew: skew.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
-            window,
-        })
-    } else {
-        cache.check_in(signed.nonce, signed.time, now)
-    };
-    match checked {
-        Ok(()) => Ok(Opened::Signed {
-            inner: signed.inner,
-            seal,
-        }),
-        Err(error) => Err(Refusal {
-            error,
-            seal: Some(seal),
-        }),
+    Ok(Authentic::Signed(Verified {
+        time: signed.time,
+        nonce: signed.nonce,
+        inner: signed.inner,
+        seal: Seal {
+            key: key.clone(),
+            request_mac: signed.mac,
+        },
+    }))
+}
+
+impl<'a> Verified<'a> {
+    /// The second half of [`verify_request`]: the time against `clock`,
+    /// then the nonce against `cache` (the only step that needs it).
+    /// Refusals are sealed: the request came from a key holder.
+    pub fn admit(self, clock: Freshness, cache: &mut ReplayCache) -> Result<Opened<'a>, Refusal> {
+        let skew = i128::from(self.time) - i128::from(clock.now);
+        let checked = if skew.unsigned_abs() > u128::from(clock.window) {
+            Err(AuthError::Stale {
+                skew: skew.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
+                window: clock.window,
+            })
+        } else if clock.started.is_some_and(|started| self.time <= started) {
+            // Its nonce may have been seen by the previous run of faild.
+            Err(AuthError::BeforeStart)
+        } else {
+            cache.check_in(&self.seal.key.id, self.nonce, self.time, clock.now)
+        };
+        match checked {
+            Ok(()) => Ok(Opened::Signed {
+                inner: self.inner,
+                seal: self.seal,
+            }),
+            Err(error) => Err(Refusal {
+                error,
+                seal: Some(self.seal),
+            }),
+        }
     }
 }
 
@@ -274,10 +339,6 @@ impl Signer {
         }
     }
 
-    pub fn key(&self) -> &Key {
-        &self.key
-    }
-
     /// Signs `plain` at `time` (Unix seconds) with the next nonce.
     pub fn sign(&mut self, time: u64, plain: &str) -> (String, Seal) {
         self.counter = self.counter.wrapping_add(1);
@@ -329,21 +390,6 @@ impl Seal {
         mac.update(reply);
         mac
     }
-}
-
-/// A UDP client's check of a datagram: it may answer any of the sends of
-/// one request (each resend is signed afresh), so it opens with whichever
-/// seal made it; the error is the newest seal's.
-pub fn open_reply_any<'a>(seals: &[Seal], text: &'a str) -> Result<&'a str, AuthError> {
-    let mut newest = Err(AuthError::UnsignedReply);
-    for (i, seal) in seals.iter().rev().enumerate() {
-        match seal.open_reply(text) {
-            Ok(plain) => return Ok(plain),
-            Err(e) if i == 0 => newest = Err(e),
-            Err(_) => {}
-        }
-    }
-    newest
 }
 
 /// Decodes the auth line of a reply (`\r\n` or `\n` ending allowed):

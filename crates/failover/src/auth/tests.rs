@@ -25,8 +25,15 @@ fn signed(k: &Key, time: u64, n: u8) -> (String, Seal) {
     sign_request(k, time, [n; NONCE_LEN], PLAIN)
 }
 
+/// faild's clock long after its start.
+const CLOCK: Freshness = Freshness {
+    now: NOW,
+    window: WINDOW,
+    started: None,
+};
+
 fn verify<'a>(line: &'a str, c: &mut ReplayCache) -> Result<Opened<'a>, Refusal> {
-    verify_request(line.as_bytes(), &ring(), NOW, WINDOW, c)
+    verify_request(line.as_bytes(), &ring(), CLOCK, c)
 }
 
 fn error(r: Result<Opened<'_>, Refusal>) -> (AuthError, bool) {
@@ -214,16 +221,118 @@ fn replies_are_bound_to_their_request() {
 }
 
 #[test]
-fn a_reply_to_any_send_of_a_request_opens() {
+fn a_reply_to_any_recent_send_of_a_request_opens() {
     let mut signer = Signer::new(key("old", Some("genesis"), 1), [1; 16]);
     let seals: Vec<Seal> = (0..3).map(|_| signer.sign(NOW, PLAIN).1).collect();
+    let mut ring = SealRing::default();
     let reply = "FAIL/1 7 OK 0\n";
     let late = seals[0].seal_reply(reply);
-    assert_eq!(open_reply_any(&seals, &late), Ok(reply));
-    assert_eq!(open_reply_any(&seals, reply), Err(AuthError::UnsignedReply));
-    assert_eq!(open_reply_any(&[], &late), Err(AuthError::UnsignedReply));
+    assert_eq!(ring.open(&late), Err(AuthError::UnsignedReply));
+    for seal in &seals {
+        ring.push(seal.clone());
+    }
+    assert_eq!(ring.open(&late), Ok(reply));
+    assert_eq!(ring.open(reply), Err(AuthError::UnsignedReply));
     let forged = late.replace("OK 0", "OK 1");
-    assert_eq!(open_reply_any(&seals, &forged), Err(AuthError::BadMac));
+    assert_eq!(ring.open(&forged), Err(AuthError::BadMac));
+    // Only the last KEEP sends are kept: a datagram costs at most KEEP
+    // HMACs however long the exchange goes on.
+    for _ in 0..100 {
+        ring.push(signer.sign(NOW, PLAIN).1);
+    }
+    assert_eq!(ring.len(), SealRing::KEEP);
+    assert_eq!(ring.open(&late), Err(AuthError::BadMac));
+    let newest = signer.sign(NOW, PLAIN).1;
+    ring.push(newest.clone());
+    assert_eq!(ring.open(&newest.seal_reply(reply)), Ok(reply));
+}
+
+#[test]
+fn a_request_signed_before_faild_started_is_refused_sealed_while_it_could_be_fresh() {
+    let k = key("old", Some("genesis"), 1);
+    let young = Freshness {
+        started: Some(NOW - 5),
+        ..CLOCK
+    };
+    let check = |time, n, clock| {
+        let (line, _) = signed(&k, time, n);
+        verify_request(line.as_bytes(), &ring(), clock, &mut cache()).map(|_| ())
+    };
+    // Captured before the restart (its nonce may have been seen by the
+    // previous run), or in faild's very start second.
+    for time in [NOW - 10, NOW - 5] {
+        let e = check(time, 1, young).unwrap_err();
+        assert_eq!((e.error, e.seal.is_some()), (AuthError::BeforeStart, true));
+    }
+    assert!(check(NOW - 4, 2, young).is_ok(), "signed after the start");
+    assert!(
+        check(NOW - 10, 3, CLOCK).is_ok(),
+        "once faild is old enough"
+    );
+}
+
+#[test]
+fn the_reply_reader_takes_an_auth_line_only_from_a_signed_request() {
+    let whole = |signed, lines: &[&str]| {
+        let mut r = ReplyReader::new(signed);
+        let done: Vec<bool> = lines.iter().map(|l| r.push(l).unwrap()).collect();
+        (done, r.text().to_string())
+    };
+    let items = ["FAIL/1 7 OK 1\n", "vip UP - 2026-01-01T00:00:00.000Z 3\n"];
+    assert_eq!(whole(false, &items).0, [false, true]);
+    let auth = format!("AUTH/1 old {}\n", "ab".repeat(32));
+    let sealed = [auth.as_str(), items[0], items[1]];
+    assert_eq!(whole(true, &sealed).0, [false, false, true]);
+    assert_eq!(whole(true, &sealed).1, sealed.concat());
+    // faild's unsigned refusal of a signed request: one line, whole.
+    assert_eq!(
+        whole(true, &["FAIL/1 7 ERR DENIED bad signature\n"]).0,
+        [true]
+    );
+    assert_eq!(whole(true, &["FAIL/1 7 OK 0\n"]).0, [true]);
+    // An unsigned request never takes an auth line for one.
+    assert!(ReplyReader::new(false).push(&auth).is_err());
+    // Opened with the seal of a signed request; as is without.
+    let (_, seal) = signed(&key("old", Some("genesis"), 1), NOW, 1);
+    let mut r = ReplyReader::new(true);
+    for line in seal.seal_reply(&items.concat()).split_inclusive('\n') {
+        r.push(line).unwrap();
+    }
+    assert_eq!(r.open(Some(&seal)), Ok(items.concat().as_str()));
+    let mut r = ReplyReader::new(true);
+    r.push("FAIL/1 7 ERR DENIED bad signature\n").unwrap();
+    assert_eq!(r.open(Some(&seal)), Err(AuthError::UnsignedReply));
+    assert!(r.open(None).is_ok());
+}
+
+#[test]
+fn an_unsigned_answer_is_shown_with_control_characters_escaped() {
+    let shown = unsigned_answer("FAIL/1 7 ERR DENIED \x1b[2Jgone\rfake \"k9\"\n").unwrap();
+    assert_eq!(shown, "FAIL/1 7 ERR DENIED \\u{1b}[2Jgone\\rfake \"k9\"");
+    assert!(!shown.chars().any(char::is_control));
+    assert_eq!(unsigned_answer("FAIL/1 7 OK 0\n"), None);
+    assert_eq!(
+        unsigned_answer(&format!("FAIL/1 7 ERR DENIED {}", "x".repeat(500)))
+            .unwrap()
+            .len(),
+        200
+    );
+}
+
+#[test]
+fn envelope_signs_only_with_a_signer() {
+    let (line, seal) = envelope(None, NOW, PLAIN);
+    assert_eq!((line.as_str(), seal.is_none()), (PLAIN, true));
+    let mut signer = Signer::new(key("old", Some("genesis"), 1), [1; 16]);
+    let (line, seal) = envelope(Some(&mut signer), NOW, PLAIN);
+    let Ok(Opened::Signed { seal: faild, .. }) = verify(&line, &mut cache()) else {
+        panic!("refused: {line}")
+    };
+    let reply = "FAIL/1 7 OK 0\n";
+    assert_eq!(
+        seal.unwrap().open_reply(&faild.seal_reply(reply)),
+        Ok(reply)
+    );
 }
 
 #[test]
@@ -280,7 +389,7 @@ proptest! {
         let pos = pos % bytes.len();
         prop_assume!(bytes[pos] != byte);
         bytes[pos] = byte;
-        match verify_request(&bytes, &ring(), NOW, WINDOW, &mut cache()) {
+        match verify_request(&bytes, &ring(), CLOCK, &mut cache()) {
             Ok(Opened::Signed { .. }) => prop_assert!(false, "accepted a changed line"),
             Ok(Opened::Plain(p)) => prop_assert!(!p.starts_with(b"AUTH/1 ")),
             Err(_) => {}
@@ -302,10 +411,10 @@ proptest! {
 
     #[test]
     fn decoders_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
-        let _ = verify_request(&bytes, &ring(), NOW, WINDOW, &mut cache());
+        let _ = verify_request(&bytes, &ring(), CLOCK, &mut cache());
         let mut prefixed = b"AUTH/1 ".to_vec();
         prefixed.extend_from_slice(&bytes);
-        let _ = verify_request(&prefixed, &ring(), NOW, WINDOW, &mut cache());
+        let _ = verify_request(&prefixed, &ring(), CLOCK, &mut cache());
         if let Ok(s) = std::str::from_utf8(&bytes) {
             let (_, seal) = signed(&key("old", None, 1), NOW, 1);
             let _ = seal.open_reply(s);

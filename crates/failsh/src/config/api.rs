@@ -278,6 +278,7 @@ fn apply_host(
             let id = string(value, "key_id")?;
             failover::auth::check_key_id(&id)?;
             host.key_id = Some(id);
+            draft.key_id_at.insert(name.to_string(), at.to_string());
         }
         _ => {
             let community = string(value, "community")?;

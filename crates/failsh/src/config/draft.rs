@@ -25,6 +25,9 @@ pub(super) struct Draft {
     pub(super) failhost_at: BTreeMap<String, String>,
     /// Where each host's address was last set.
     pub(super) address_at: BTreeMap<String, String>,
+    /// Where each host's key_id was last set (named by a key_id without a
+    /// key_file).
+    pub(super) key_id_at: BTreeMap<String, String>,
 }
 
 /// A service as declared so far. `at` fields are `file:line` of the call.
@@ -110,6 +113,7 @@ impl Draft {
             services.insert(service.name.clone(), service);
         }
         let mut hosts = self.hosts;
+        let key_id_at = self.key_id_at;
         let named = services
             .values()
             .flat_map(|s: &ServiceConfig| s.masters.iter().chain(&s.slaves))
@@ -121,7 +125,7 @@ impl Draft {
                 .or_insert_with(|| HostConfig::implicit(name));
         }
         for host in hosts.values_mut() {
-            host.key = load_key(host, file)?;
+            host.key = load_key(host, file, key_id_at.get(&host.name))?;
         }
         let config = Config {
             services,
@@ -135,11 +139,21 @@ impl Draft {
 
 /// The key `host` signs with: `key_file` read through the secret-file
 /// checks (relative to the config's directory), the key picked by `key_id`
-/// or the community. Errors name the `failhost` line.
-fn load_key(host: &HostConfig, config: &Path) -> Result<Option<Arc<Key>>, String> {
+/// or the community. Errors name the `failhost` line (`key_id_at`: where
+/// the key id was set).
+fn load_key(
+    host: &HostConfig,
+    config: &Path,
+    key_id_at: Option<&String>,
+) -> Result<Option<Arc<Key>>, String> {
     let Some((file, at)) = &host.key_file else {
         return match &host.key_id {
-            Some(_) => Err(format!("host {:?}: key_id without key_file", host.name)),
+            // `key_id_at` is set with every key_id.
+            Some(_) => Err(format!(
+                "{}: host {:?}: key_id without key_file",
+                key_id_at.map_or("?", String::as_str),
+                host.name
+            )),
             None => Ok(None),
         };
     };
