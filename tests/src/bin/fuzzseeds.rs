@@ -240,6 +240,67 @@ fn faild_traffic(root: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// failc runs with a key (after `-h ADDR -p PORT -k KEYFILE`): the
+/// envelope target's seeds, signed requests and sealed replies.
+const SIGNED_RUNS: &[&[&str]] = &[
+    &["-c", "genesis", "-s", "UP", "-b", "macbeth", "vip"],
+    &["-c", "genesis", "vip", "www"],
+    &["-c", "genesis", "-s", "FAIL", "vip"],
+    &["-c", "genesis", "-l"],
+    &["-c", "genesis", "-x", "nosuch"],
+    &["-c", "genesis", "--key-id", "old", "vip"],
+];
+
+fn signed_traffic(root: &Path, dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut seeds = Corpus::new(root, "envelope")?;
+    std::fs::create_dir_all(dir)?;
+    let keys = dir.join("keys");
+    std::fs::write(
+        &keys,
+        "old genesis hex:000102030405060708090a0b0c0d0e0f\n\
+         new * base64:c2VlZHMgb2YgdGhlIGVudmVsb3BlIHRhcmdldA==\n",
+    )?;
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o600))?;
+    let key_arg = keys.display().to_string();
+    let faild = Faild::start(dir, Some(cluster::RULES), &["-k", &key_arg])?;
+    let recorder = Recorder::start(faild.socket())?;
+    let (host, port) = (
+        recorder.addr.ip().to_string(),
+        recorder.addr.port().to_string(),
+    );
+    for args in SIGNED_RUNS {
+        let base = [
+            "-h",
+            host.as_str(),
+            "-p",
+            port.as_str(),
+            "-k",
+            key_arg.as_str(),
+        ];
+        let o = failover_tests::failc(&[&base[..], *args].concat());
+        if o.status.code() == Some(3) {
+            bail!("failc {args:?} did not reach faild: {}", stderr(&o));
+        }
+    }
+    let mut seen = Vec::new();
+    failover_tests::wait_for(
+        "the recorded signed conversations",
+        Duration::from_secs(20),
+        || {
+            seen.extend(recorder.take());
+            seen.len() >= SIGNED_RUNS.len()
+        },
+    )?;
+    for (up, down) in seen {
+        for line in String::from_utf8_lossy(&up).split_inclusive('\n') {
+            seeds.add(line)?;
+        }
+        seeds.add(&down)?;
+    }
+    Ok(())
+}
+
 fn community_files(root: &Path, repo: &Path) -> Result<()> {
     let mut seeds = Corpus::new(root, "community")?;
     for file in ["samples/communities", "samples/ipfailover/communities"] {
@@ -341,6 +402,7 @@ fn main() -> Result<()> {
     let root = repo.join("fuzz/corpus");
     let tmp = tempfile::tempdir()?;
     faild_traffic(&root, &tmp.path().join("faild"))?;
+    signed_traffic(&root, &tmp.path().join("signed"))?;
     community_files(&root, &repo)?;
     failsh_traffic(&root, &tmp.path().join("failsh"))?;
     Ok(())
