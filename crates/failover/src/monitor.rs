@@ -281,7 +281,7 @@ impl Snapshot {
                 .flat_map(|s| {
                     s.hooks
                         .iter()
-                        .map(move |h| (format!("{},hook=\"{}\"", svc(s), h.kind), f(h)))
+                        .map(move |h| (format!("{},hook=\"{}\"", svc(s), escape(&h.kind)), f(h)))
                 })
                 .collect()
         };
