@@ -113,6 +113,19 @@ impl Drop for Killed {
     }
 }
 
+/// faild exited 1 at start, its log holding one line beside the info
+/// lines, and that line names every one of `words` (the file and the fix).
+fn refused_in_one_line(code: Option<i32>, log: &Path, words: &[&str]) {
+    let text = read(log);
+    assert_eq!(code, Some(1), "{text}");
+    let lines: Vec<&str> = text.lines().filter(|l| !l.contains(" INFO ")).collect();
+    assert_eq!(lines.len(), 1, "one error line: {text}");
+    assert!(
+        words.iter().all(|w| lines[0].contains(w)),
+        "names {words:?}: {text}"
+    );
+}
+
 #[test]
 fn a_state_directory_others_may_write_is_refused_so_no_planted_link_is_followed() {
     let (uid, gid) = as_root_or_skip!();
@@ -171,15 +184,7 @@ fn a_state_directory_others_may_write_is_refused_so_no_planted_link_is_followed(
                 panic!("mode {mode:o}: faild started in a directory others may write");
             }
             Err(code) => {
-                let text = read(&log);
-                assert_eq!(code, Some(1), "{text}");
-                let lines: Vec<&str> = text.lines().filter(|l| !l.contains(" INFO ")).collect();
-                assert_eq!(lines.len(), 1, "one error line: {text}");
-                assert!(
-                    lines[0].contains(&shared.display().to_string())
-                        && lines[0].contains("chmod go-w"),
-                    "names the directory and the fix: {text}"
-                );
+                refused_in_one_line(code, &log, &[&shared.display().to_string(), "chmod go-w"]);
                 assert!(!state.exists(), "nothing written");
             }
         }
@@ -224,15 +229,7 @@ fn a_state_directory_that_is_a_link_is_refused_and_one_made_for_u_is_handed_over
             panic!("faild started in a linked state directory: {}", read(&log));
         }
         Err(code) => {
-            let text = read(&log);
-            assert_eq!(code, Some(1), "{text}");
-            let lines: Vec<&str> = text.lines().filter(|l| !l.contains(" INFO ")).collect();
-            assert_eq!(lines.len(), 1, "one error line: {text}");
-            assert!(
-                lines[0].contains(&link.display().to_string())
-                    && lines[0].contains("symbolic link"),
-                "names the directory and why: {text}"
-            );
+            refused_in_one_line(code, &log, &[&link.display().to_string(), "symbolic link"]);
         }
     }
     assert_eq!(
