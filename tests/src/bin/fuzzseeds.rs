@@ -57,9 +57,24 @@ impl Recorder {
         Ok(Recorder { addr, log })
     }
 
-    /// The conversations so far, once each has ended.
-    fn take(&self) -> Vec<Conversation> {
-        std::mem::take(&mut *self.log.lock().unwrap())
+    /// Waits until `n` conversations (`what`) have ended (a relay ends
+    /// when both sides have closed) and returns them.
+    fn collect(&self, what: &str, n: usize) -> Result<Vec<Conversation>> {
+        let mut seen = Vec::new();
+        failover_tests::wait_for(what, Duration::from_secs(20), || {
+            seen.extend(std::mem::take(&mut *self.log.lock().unwrap()));
+            seen.len() >= n
+        })?;
+        Ok(seen)
+    }
+
+    /// Runs failc with `base` (naming this recorder) and then `args`.
+    fn failc(&self, base: &[&str], args: &[&str]) -> Result<()> {
+        let o = failover_tests::failc(&[base, args].concat());
+        if o.status.code() == Some(3) {
+            bail!("failc {args:?} did not reach faild: {}", stderr(&o));
+        }
+        Ok(())
     }
 }
 
@@ -207,10 +222,7 @@ fn faild_traffic(root: &Path, dir: &Path) -> Result<()> {
         Ok(())
     };
     for args in FAILC_RUNS {
-        let o = failover_tests::failc(&[&["-h", &host, "-p", &port], *args].concat());
-        if o.status.code() == Some(3) {
-            bail!("failc {args:?} did not reach faild: {}", stderr(&o));
-        }
+        recorder.failc(&["-h", &host, "-p", &port], args)?;
         record_state(&mut states)?;
     }
     for line in RAW_LINES {
@@ -218,18 +230,8 @@ fn faild_traffic(root: &Path, dir: &Path) -> Result<()> {
             .with_context(|| format!("sending {line:?}"))?;
         record_state(&mut states)?;
     }
-    // The relays end when both sides have closed; wait for the last.
     let want = FAILC_RUNS.len() + RAW_LINES.len();
-    let mut seen = Vec::new();
-    failover_tests::wait_for(
-        "the recorded conversations",
-        Duration::from_secs(20),
-        || {
-            seen.extend(recorder.take());
-            seen.len() >= want
-        },
-    )?;
-    for (up, down) in seen {
+    for (up, down) in recorder.collect("the recorded conversations", want)? {
         for line in String::from_utf8_lossy(&up).split_inclusive('\n') {
             requests.add(line)?;
         }
@@ -269,29 +271,11 @@ fn signed_traffic(root: &Path, dir: &Path) -> Result<()> {
         recorder.addr.ip().to_string(),
         recorder.addr.port().to_string(),
     );
+    let base = ["-h", &host, "-p", &port, "-k", &key_arg];
     for args in SIGNED_RUNS {
-        let base = [
-            "-h",
-            host.as_str(),
-            "-p",
-            port.as_str(),
-            "-k",
-            key_arg.as_str(),
-        ];
-        let o = failover_tests::failc(&[&base[..], *args].concat());
-        if o.status.code() == Some(3) {
-            bail!("failc {args:?} did not reach faild: {}", stderr(&o));
-        }
+        recorder.failc(&base, args)?;
     }
-    let mut seen = Vec::new();
-    failover_tests::wait_for(
-        "the recorded signed conversations",
-        Duration::from_secs(20),
-        || {
-            seen.extend(recorder.take());
-            seen.len() >= SIGNED_RUNS.len()
-        },
-    )?;
+    let seen = recorder.collect("the recorded signed conversations", SIGNED_RUNS.len())?;
     for (up, down) in seen {
         for line in String::from_utf8_lossy(&up).split_inclusive('\n') {
             seeds.add(line)?;
@@ -365,16 +349,7 @@ fn failsh_traffic(root: &Path, dir: &Path) -> Result<()> {
             bail!("faildebug {args:?}: {}", stderr(&o));
         }
     }
-    let mut seen = Vec::new();
-    failover_tests::wait_for(
-        "the recorded debug sessions",
-        Duration::from_secs(20),
-        || {
-            seen.extend(recorder.take());
-            seen.len() >= runs.len()
-        },
-    )?;
-    for (up, down) in seen {
+    for (up, down) in recorder.collect("the recorded debug sessions", runs.len())? {
         // The community line is no command; the lines after it are.
         for line in String::from_utf8_lossy(&up).split_inclusive('\n').skip(1) {
             debug.add(line)?;
