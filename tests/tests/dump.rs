@@ -167,7 +167,11 @@ fn a_fifo_swapped_in_by_another_user_never_wedges_failsh() {
          : > f; mv -f f target; mkfifo p; mv -f p target; done",
         p.open.display()
     );
-    let last_fifo = format!("cd {} && mkfifo p && mv -f p target", p.open.display());
+    // The flipper may be killed between its mkfifo and its mv: `p` may be left.
+    let last_fifo = format!(
+        "cd {} && rm -f p && mkfifo p && mv -f p target",
+        p.open.display()
+    );
     let (Some(mut maze), Some(mut flip), Some(mut last_fifo)) =
         (as_nobody(&maze), as_nobody(&flipper), as_nobody(&last_fifo))
     else {
