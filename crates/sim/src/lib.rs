@@ -4,6 +4,7 @@
 //! and the faults are simulated, from a seed, so a failing seed replays
 //! exactly. See `docs/safety.md`.
 
+pub mod heard;
 pub mod rng;
 pub mod world;
 

@@ -50,6 +50,7 @@ fn main() -> std::process::ExitCode {
         let mut faults: BTreeMap<String, u64> = BTreeMap::new();
         let (mut overlapping, mut reclaims, mut takeovers, mut events, mut settle, mut checks) =
             (0, 0, 0, 0, 0, 0);
+        let mut gap = 0;
         for seed in args.from..args.from + args.seeds {
             let r = run(seed, n, decide, false);
             for (k, v) in &r.faults {
@@ -61,6 +62,7 @@ fn main() -> std::process::ExitCode {
             checks += r.failed_checks;
             events += r.events;
             settle = settle.max(r.settle_ms);
+            gap = gap.max(r.gap_ms);
             if !r.violations.is_empty() {
                 failed += 1;
                 println!("seed {seed}, {n} hosts: {}", r.violations.join("; "));
@@ -70,8 +72,9 @@ fn main() -> std::process::ExitCode {
             }
         }
         println!(
-            "{n} hosts: {} seeds, {events} events; faults {faults:?}, {overlapping} overlapping; {reclaims} reclaims, {takeovers} start hooks, {checks} failed checks; settled at most {settle} ms after the last fault",
-            args.seeds
+            "{n} hosts: {} seeds, {events} events; faults {faults:?}, {overlapping} overlapping; {reclaims} reclaims, {takeovers} start hooks, {checks} failed checks; settled at most {settle} ms after the last fault; longest service gap {gap} ms (U = {} ms)",
+            args.seeds,
+            failover_sim::world::U
         );
     }
     println!(

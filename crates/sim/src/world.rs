@@ -13,6 +13,7 @@ use failover::machine::{
 use failover::proto::{ErrorCode, Item, Op, Origin, Reply, Request};
 use failover::registry::{Outcome, Registry};
 
+use crate::heard::{self, Heard};
 use crate::rng::Rng;
 
 /// The one service of the simulated cluster.
@@ -40,6 +41,13 @@ pub const GRACE: u64 = 2 * INTERVAL;
 /// Liveness: after the last fault healed and the last reboot completed,
 /// exactly the most preferred eligible host serves within this bound.
 pub const L: u64 = TIMEOUT + 4 * INTERVAL + 2 * HOOK_MAX;
+/// Availability: no host may be left without the service for this long
+/// while an eligible host has had nothing from its peers that keeps it from
+/// starting (derivation in `docs/safety.md`): up to an interval to the next
+/// poll, the timeout of silence, the call limit of the poll that decides
+/// and of the second look after the claim; a hook's time as slack for the
+/// claim's writes (no hook runs before the start hook begins the service).
+pub const U: u64 = TIMEOUT + INTERVAL + 2 * CALL_LIMIT + HOOK_MAX;
 /// The end of a run.
 pub const END: u64 = FAULT_WINDOW.1 + FAULT_MAX + REBOOT_MAX + L + INTERVAL;
 
@@ -105,6 +113,8 @@ enum Event {
     },
     PollReply {
         h: usize,
+        /// The host that answered.
+        peer: usize,
         slot: usize,
         round: u64,
         answer: Answer,
@@ -203,6 +213,9 @@ pub struct Report {
     pub events: u64,
     /// After the last fault healed: how long until the right host served.
     pub settle_ms: u64,
+    /// The longest time no host served while an eligible host had nothing
+    /// keeping it from starting (checked against [`U`]).
+    pub gap_ms: u64,
     pub trace: Vec<String>,
 }
 
@@ -226,6 +239,14 @@ struct World {
     /// reclaim: the gratuitous ARP of the worked example).
     announced: Option<usize>,
     quiet_from: u64,
+    /// What each failsh really heard (the availability and patience oracle).
+    heard: Heard,
+    /// Per host: since when it has been eligible to serve.
+    eligible_since: Vec<Option<u64>>,
+    /// Since when no host has served.
+    nobody_since: Option<u64>,
+    /// The outage (by its start) already reported as too long.
+    gap_reported: Option<u64>,
     report: Report,
     trace: bool,
 }
@@ -280,6 +301,10 @@ pub fn run(seed: u64, n: usize, decider: Decider, trace: bool) -> Report {
         prev_up: vec![false; n],
         announced: None,
         quiet_from: 0,
+        heard: Heard::new(n),
+        eligible_since: vec![None; n],
+        nobody_since: None,
+        gap_reported: None,
         report: Report::default(),
         trace,
     };
@@ -292,6 +317,7 @@ pub fn run(seed: u64, n: usize, decider: Decider, trace: bool) -> Report {
             break;
         }
         w.now = t;
+        w.check_availability();
         w.report.events += 1;
         if w.trace {
             let line = match &ev {
@@ -308,6 +334,7 @@ pub fn run(seed: u64, n: usize, decider: Decider, trace: bool) -> Report {
         w.check();
     }
     w.now = END;
+    w.check_availability();
     w.check_liveness();
     w.report
 }
@@ -501,6 +528,7 @@ impl World {
                         self.now + d,
                         Event::PollReply {
                             h: from,
+                            peer: to,
                             slot,
                             round,
                             answer,
@@ -584,15 +612,28 @@ impl World {
         }
         let step = match ev {
             Event::PollReply {
+                peer,
                 slot,
                 round,
                 answer,
                 ..
             } => {
-                let host = &mut self.hosts[h];
-                let Some(r) = host.round.as_mut().filter(|r| r.id == round) else {
+                if self.hosts[h].round.as_ref().is_none_or(|r| r.id != round) {
                     return;
-                };
+                }
+                if peer != h {
+                    let blocking = match &answer {
+                        Answer::Record(rec) => {
+                            rec.state == State::Up || peer < h && rec.state == State::Recover
+                        }
+                        Answer::NoSuch => false,
+                        Answer::Error(_) => true,
+                    };
+                    let at = self.now;
+                    self.heard
+                        .record(h, peer, heard::Answer { at, blocking });
+                }
+                let r = self.hosts[h].round.as_mut().expect("matched above");
                 r.answers[slot] = Some(answer);
                 if r.answers.iter().any(Option::is_none) {
                     return;
@@ -678,6 +719,7 @@ impl World {
     fn finish_round(&mut self, h: usize) -> Step {
         let n = self.hosts.len();
         let round = self.hosts[h].round.take().expect("a round is open");
+        self.heard.round_done(h, round.at);
         let mut answers = round.answers.into_iter();
         let local = match answers.next().flatten() {
             Some(Answer::Record(r)) => LocalAnswer::Record(r),
@@ -878,6 +920,18 @@ impl World {
         if up != self.prev_up {
             self.last_change = self.now;
         }
+        if up.iter().any(|u| *u) {
+            self.nobody_since = None;
+        } else {
+            self.nobody_since.get_or_insert(self.now);
+        }
+        for h in 0..n {
+            if !self.eligible(h) {
+                self.eligible_since[h] = None;
+            } else {
+                self.eligible_since[h].get_or_insert(self.now);
+            }
+        }
         for a in 0..n {
             for b in a + 1..n {
                 let pair = (a, b);
@@ -920,6 +974,57 @@ impl World {
             }
         }
         self.prev_up = up;
+    }
+
+    /// Whether host `h` could serve and nothing of its own stops it: faild
+    /// and failsh up, not frozen, its service healthy, its record not FAIL
+    /// and no admin's request pending against it.
+    fn eligible(&self, h: usize) -> bool {
+        let host = &self.hosts[h];
+        host.faild_up
+            && host.failsh_up
+            && !host.frozen
+            && !host.crashed
+            && !host.sick
+            && host
+                .registry
+                .get(SERVICE)
+                .is_some_and(|r| r.state != State::Fail && r.request.is_none())
+    }
+
+    /// Availability, checked before every event (the state since the last
+    /// one still holds): while no host serves, an eligible host whose peers
+    /// have all stopped keeping it from starting must start within [`U`].
+    fn check_availability(&mut self) {
+        let Some(nobody) = self.nobody_since else {
+            return;
+        };
+        let now = self.now;
+        for e in 0..self.hosts.len() {
+            let Some(eligible) = self.eligible_since[e] else {
+                continue;
+            };
+            let released: Option<Vec<u64>> = (0..self.hosts.len())
+                .filter(|p| *p != e)
+                .map(|p| self.heard.releases_from(e, p, now))
+                .collect();
+            let Some(released) = released else {
+                continue;
+            };
+            let since = released
+                .into_iter()
+                .chain([nobody, eligible])
+                .max()
+                .expect("not empty");
+            let gap = now - since;
+            self.report.gap_ms = self.report.gap_ms.max(gap);
+            if gap >= U && self.gap_reported != Some(nobody) {
+                self.gap_reported = Some(nobody);
+                self.violation(format!(
+                    "availability: t={now}: no host serves since t={nobody}, and h{e} has been free to start since t={since} ({gap} ms, bound U = {U} ms)"
+                ));
+            }
+        }
     }
 
     fn violation(&mut self, what: String) {

@@ -2,6 +2,8 @@
 //! the nemesis must really bite, and a deliberately broken rule must be
 //! caught within the budget.
 
+use std::time::Duration;
+
 use failover::State;
 use failover::decide::{Action, Decision, Situation, decide};
 use failover_sim::{Report, run};
@@ -28,6 +30,7 @@ fn sweep(n: usize, seeds: u64, decider: failover::machine::Decider) -> (Vec<Stri
         total.takeovers += r.takeovers;
         total.failed_checks += r.failed_checks;
         total.settle_ms = total.settle_ms.max(r.settle_ms);
+        total.gap_ms = total.gap_ms.max(r.gap_ms);
     }
     (failures, total)
 }
@@ -37,13 +40,14 @@ fn every_seed_of_the_budget_holds_safety_and_liveness() {
     for n in [2, 3, 4] {
         let (failures, total) = sweep(n, BUDGET, decide);
         println!(
-            "{n} hosts, {BUDGET} seeds: faults {:?}, {} overlapping, {} reclaims, {} start hooks, {} failed checks, settled within {} ms",
+            "{n} hosts, {BUDGET} seeds: faults {:?}, {} overlapping, {} reclaims, {} start hooks, {} failed checks, settled within {} ms, longest service gap {} ms",
             total.faults,
             total.overlapping,
             total.reclaims,
             total.takeovers,
             total.failed_checks,
-            total.settle_ms
+            total.settle_ms,
+            total.gap_ms
         );
         assert!(failures.is_empty(), "{}", failures.join("\n"));
         // A nemesis that never bites proves nothing.
@@ -122,5 +126,30 @@ fn a_master_that_never_reclaims_is_caught_within_the_budget() {
     assert!(
         failures.iter().any(|f| f.contains("hidden state")),
         "the simulator did not catch clients left with a host that does not serve"
+    );
+}
+
+/// Never turns a silent master into FAIL: the INDOUBT timeout never runs
+/// out. A failover tool that never fails over — invisible to S1 and to the
+/// liveness check after the faults (the master is back by then); the
+/// availability invariant must catch it during the fault.
+fn never_fails_over(s: &Situation<'_>) -> Decision {
+    decide(&Situation {
+        timeout: Duration::MAX,
+        ..s.clone()
+    })
+}
+
+#[test]
+fn a_slave_that_never_fails_over_is_caught_within_the_budget() {
+    let (failures, _) = sweep(2, BUDGET, never_fails_over);
+    println!(
+        "never failing over failed {} of {BUDGET} seeds; first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    assert!(
+        failures.iter().any(|f| f.contains("availability")),
+        "the simulator did not catch a slave that never takes over from a silent master"
     );
 }
