@@ -732,15 +732,21 @@ impl Machine {
                 format!("stop requested before the start: not starting, {target}"),
             );
         }
+        // The same rule as the decision, on the masters alone (the slaves
+        // were asked before the claim; a slave that claims meanwhile sees
+        // ours and waits): every master must still count as FAIL.
         let masters = self.view_list(&self.params.masters, now);
-        if let Some((m, v)) = masters
-            .iter()
-            .map(|(m, v)| (m, v.settled(self.params.timeout)))
-            .find(|(_, v)| *v != PeerView::Fail)
-        {
+        let look = (self.decider)(&Situation {
+            local: State::Recover,
+            reclaim: false,
+            masters: &masters,
+            slaves: &[],
+            timeout: self.params.timeout,
+        });
+        if look.action != Action::Start {
             return self.publish(
                 State::Recover,
-                format!("master {m} is {v} after all: not starting"),
+                format!("after the claim, {}: not starting", look.reason),
             );
         }
         self.running = true;

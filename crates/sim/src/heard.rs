@@ -1,6 +1,7 @@
 //! What each host's failsh really heard from each peer: the answers the
 //! simulated network delivered while the poll that asked was still open
-//! (an answer after the caller's limit is no answer). The availability and
+//! (an answer after the caller's limit is no answer), each as of when the
+//! peer sent it. The availability and
 //! patience invariants judge from this, not from which faults were active.
 
 use crate::world::{CALL_LIMIT, INTERVAL};
@@ -8,7 +9,8 @@ use crate::world::{CALL_LIMIT, INTERVAL};
 /// One answer as the oracle sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Answer {
-    /// When it was accepted.
+    /// When the peer sent it: what it is as of (a frozen failsh accepts
+    /// answers late, and they are no newer for that).
     pub at: u64,
     /// Whether it keeps the listener from starting: a master UP or RECOVER
     /// (ready), a slave UP, or an error answer (UNKNOWN) from anyone.

@@ -51,6 +51,7 @@ fn main() -> std::process::ExitCode {
         let (mut overlapping, mut reclaims, mut takeovers, mut events, mut settle, mut checks) =
             (0, 0, 0, 0, 0, 0);
         let mut gap = 0;
+        let mut takeovers_by: BTreeMap<String, u64> = BTreeMap::new();
         for seed in args.from..args.from + args.seeds {
             let r = run(seed, n, decide, false);
             for (k, v) in &r.faults {
@@ -63,6 +64,9 @@ fn main() -> std::process::ExitCode {
             events += r.events;
             settle = settle.max(r.settle_ms);
             gap = gap.max(r.gap_ms);
+            for (k, v) in &r.takeovers_by {
+                *takeovers_by.entry(k.clone()).or_default() += v;
+            }
             if !r.violations.is_empty() {
                 failed += 1;
                 println!("seed {seed}, {n} hosts: {}", r.violations.join("; "));
@@ -72,7 +76,7 @@ fn main() -> std::process::ExitCode {
             }
         }
         println!(
-            "{n} hosts: {} seeds, {events} events; faults {faults:?}, {overlapping} overlapping; {reclaims} reclaims, {takeovers} start hooks, {checks} failed checks; settled at most {settle} ms after the last fault; longest service gap {gap} ms (U = {} ms)",
+            "{n} hosts: {} seeds, {events} events; faults {faults:?}, {overlapping} overlapping; {reclaims} reclaims, {takeovers} start hooks, {checks} failed checks; settled at most {settle} ms after the last fault; longest service gap {gap} ms (U = {} ms); takeovers by the faults active at the claim {takeovers_by:?}",
             args.seeds,
             failover_sim::world::U
         );

@@ -113,8 +113,9 @@ enum Event {
     },
     PollReply {
         h: usize,
-        /// The host that answered.
+        /// The host that answered, and when (what the answer is as of).
         peer: usize,
+        sent: u64,
         slot: usize,
         round: u64,
         answer: Answer,
@@ -216,6 +217,9 @@ pub struct Report {
     /// The longest time no host served while an eligible host had nothing
     /// keeping it from starting (checked against [`U`]).
     pub gap_ms: u64,
+    /// Start hooks after a claim, by the kinds of fault active when the
+    /// claim was decided ("none": no fault active).
+    pub takeovers_by: BTreeMap<String, u64>,
     pub trace: Vec<String>,
 }
 
@@ -247,8 +251,21 @@ struct World {
     nobody_since: Option<u64>,
     /// The outage (by its start) already reported as too long.
     gap_reported: Option<u64>,
+    /// Per host: its pending claim, with what it had heard when it decided.
+    claims: Vec<Option<Claim>>,
+    /// Per host: since when its service has run.
+    up_since: Vec<u64>,
     report: Report,
     trace: bool,
+}
+
+/// A start decided: when, the last answer heard from each host by then, and
+/// the faults active.
+#[derive(Debug, Clone)]
+struct Claim {
+    at: u64,
+    heard: Vec<Option<u64>>,
+    kinds: Vec<FaultKind>,
 }
 
 fn params(h: usize, n: usize) -> Params {
@@ -305,6 +322,8 @@ pub fn run(seed: u64, n: usize, decider: Decider, trace: bool) -> Report {
         eligible_since: vec![None; n],
         nobody_since: None,
         gap_reported: None,
+        claims: vec![None; n],
+        up_since: vec![0; n],
         report: Report::default(),
         trace,
     };
@@ -380,6 +399,7 @@ impl World {
         host.op = None;
         host.machine = Machine::with_decider(params(h, n), decider);
         let inc = host.inc;
+        self.claims[h] = None;
         let next = (self.now / INTERVAL + 1) * INTERVAL;
         self.at(next, Event::Tick { h, inc });
     }
@@ -529,6 +549,7 @@ impl World {
                         Event::PollReply {
                             h: from,
                             peer: to,
+                            sent: self.now,
                             slot,
                             round,
                             answer,
@@ -613,6 +634,7 @@ impl World {
         let step = match ev {
             Event::PollReply {
                 peer,
+                sent,
                 slot,
                 round,
                 answer,
@@ -629,9 +651,8 @@ impl World {
                         Answer::NoSuch => false,
                         Answer::Error(_) => true,
                     };
-                    let at = self.now;
                     self.heard
-                        .record(h, peer, heard::Answer { at, blocking });
+                        .record(h, peer, heard::Answer { at: sent, blocking });
                 }
                 let r = self.hosts[h].round.as_mut().expect("matched above");
                 r.answers[slot] = Some(answer);
@@ -764,6 +785,23 @@ impl World {
                 self.start_round(h);
             }
             Command::Write(_) | Command::Claim | Command::Adopt => {
+                if command == Command::Claim {
+                    let mut kinds: Vec<FaultKind> = self
+                        .faults
+                        .iter()
+                        .filter(|f| f.active)
+                        .map(|f| f.kind)
+                        .collect();
+                    kinds.sort();
+                    kinds.dedup();
+                    self.claims[h] = Some(Claim {
+                        at: self.now,
+                        heard: (0..self.hosts.len())
+                            .map(|p| self.heard.last(h, p))
+                            .collect(),
+                        kinds,
+                    });
+                }
                 let (state, origin) = match command {
                     Command::Write(state) => (state, Origin::Failsh),
                     Command::Claim => (State::Up, Origin::Claim),
@@ -786,6 +824,11 @@ impl World {
                 );
             }
             Command::Run(kind) => {
+                if kind == HookKind::Start
+                    && let Some(claim) = self.claims[h].take()
+                {
+                    self.check_patience(h, &claim);
+                }
                 let took = self.rng.range(10, HOOK_MAX);
                 let host = &mut self.hosts[h];
                 let ok = match kind {
@@ -920,6 +963,12 @@ impl World {
         if up != self.prev_up {
             self.last_change = self.now;
         }
+        for (since, (now_up, was_up)) in self.up_since.iter_mut().zip(up.iter().zip(&self.prev_up))
+        {
+            if *now_up && !was_up {
+                *since = self.now;
+            }
+        }
         if up.iter().any(|u| *u) {
             self.nobody_since = None;
         } else {
@@ -1024,6 +1073,38 @@ impl World {
                     "availability: t={now}: no host serves since t={nobody}, and h{e} has been free to start since t={since} ({gap} ms, bound U = {U} ms)"
                 ));
             }
+        }
+    }
+
+    /// Patience, when a claimed start begins: every host that already
+    /// served when the claim was decided must have been silent to the
+    /// claimer (no accepted answer) for the timeout by then — unless an
+    /// admin's start by hand explains it. Also counts the takeover towards
+    /// the faults active at the decision.
+    fn check_patience(&mut self, e: usize, claim: &Claim) {
+        let now = self.now;
+        for q in (0..self.hosts.len()).filter(|q| *q != e) {
+            let serving_before = self.hosts[q].service_up && self.up_since[q] < claim.at;
+            let admin = self
+                .last_admin_up
+                .is_some_and(|t| claim.at.saturating_sub(t) <= R);
+            let heard = claim.heard[q].filter(|d| claim.at - d < TIMEOUT);
+            if let (true, false, Some(d)) = (serving_before, admin, heard) {
+                self.violation(format!(
+                    "patience: t={now}: h{e} starts while h{q} serves (since t={}), having heard h{q} {} ms before it decided at t={} (timeout {TIMEOUT} ms)",
+                    self.up_since[q],
+                    claim.at - d,
+                    claim.at
+                ));
+            }
+        }
+        let kinds = if claim.kinds.is_empty() {
+            vec!["none".to_string()]
+        } else {
+            claim.kinds.iter().map(|k| format!("{k:?}")).collect()
+        };
+        for k in kinds {
+            *self.report.takeovers_by.entry(k).or_default() += 1;
         }
     }
 

@@ -1,6 +1,6 @@
-//! The simulator in CI: a fixed budget of seeds must hold S1 and liveness,
-//! the nemesis must really bite, and a deliberately broken rule must be
-//! caught within the budget.
+//! The simulator in CI: a fixed budget of seeds must hold S1, patience,
+//! availability and liveness, the nemesis must really bite, and
+//! deliberately broken rules must each be caught within the budget.
 
 use std::time::Duration;
 
@@ -25,6 +25,9 @@ fn sweep(n: usize, seeds: u64, decider: failover::machine::Decider) -> (Vec<Stri
         for (k, v) in r.faults {
             *total.faults.entry(k).or_default() += v;
         }
+        for (k, v) in r.takeovers_by {
+            *total.takeovers_by.entry(k).or_default() += v;
+        }
         total.overlapping += r.overlapping;
         total.reclaims += r.reclaims;
         total.takeovers += r.takeovers;
@@ -40,14 +43,15 @@ fn every_seed_of_the_budget_holds_safety_and_liveness() {
     for n in [2, 3, 4] {
         let (failures, total) = sweep(n, BUDGET, decide);
         println!(
-            "{n} hosts, {BUDGET} seeds: faults {:?}, {} overlapping, {} reclaims, {} start hooks, {} failed checks, settled within {} ms, longest service gap {} ms",
+            "{n} hosts, {BUDGET} seeds: faults {:?}, {} overlapping, {} reclaims, {} start hooks, {} failed checks, settled within {} ms, longest service gap {} ms; takeovers by the faults active at the claim {:?}",
             total.faults,
             total.overlapping,
             total.reclaims,
             total.takeovers,
             total.failed_checks,
             total.settle_ms,
-            total.gap_ms
+            total.gap_ms,
+            total.takeovers_by
         );
         assert!(failures.is_empty(), "{}", failures.join("\n"));
         // A nemesis that never bites proves nothing.
@@ -151,5 +155,30 @@ fn a_slave_that_never_fails_over_is_caught_within_the_budget() {
     assert!(
         failures.iter().any(|f| f.contains("availability")),
         "the simulator did not catch a slave that never takes over from a silent master"
+    );
+}
+
+/// Starts on the first unanswered poll: the INDOUBT timeout ignored (in the
+/// decision and in the second look after the claim, which asks the same
+/// rule). S1 excuses the overlaps it causes — they begin while Loss or
+/// Delay is active — so only the patience invariant can catch it.
+fn impatient(s: &Situation<'_>) -> Decision {
+    decide(&Situation {
+        timeout: Duration::ZERO,
+        ..s.clone()
+    })
+}
+
+#[test]
+fn a_slave_that_starts_on_the_first_unanswered_poll_is_caught_within_the_budget() {
+    let (failures, _) = sweep(2, BUDGET, impatient);
+    println!(
+        "the impatient slave failed {} of {BUDGET} seeds; first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    assert!(
+        failures.iter().any(|f| f.contains("patience")),
+        "the simulator did not catch a slave that starts without waiting out the timeout"
     );
 }
