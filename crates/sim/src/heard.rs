@@ -15,6 +15,8 @@ pub struct Answer {
     /// Whether it keeps the listener from starting: a master UP or RECOVER
     /// (ready), a slave UP, or an error answer (UNKNOWN) from anyone.
     pub blocking: bool,
+    /// An error answer.
+    pub error: bool,
 }
 
 /// Per listener, per peer: the last accepted answer and when the current
@@ -49,6 +51,11 @@ impl Heard {
             self.clear_since[listener][peer] = answer.at;
         }
         self.last[listener][peer] = Some(answer);
+    }
+
+    /// When `peer`'s last answer to `listener` was sent, if it was an error.
+    pub fn last_error(&self, listener: usize, peer: usize) -> Option<u64> {
+        self.last[listener][peer].filter(|a| a.error).map(|a| a.at)
     }
 
     /// A poll round of `listener` that began at `at` is over.

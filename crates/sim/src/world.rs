@@ -75,10 +75,14 @@ pub enum FaultKind {
     /// The service on a host is broken: its check hook fails. At the end the
     /// admin has repaired it and says RECOVER if it was recorded FAIL.
     Sick,
+    /// The host's faild answers its peers' polls with errors (a wrong
+    /// community after a config edit, a version mismatch, BUSY, a reply
+    /// that fails authentication): to one asker, or to all of them.
+    ErrorAnswers,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 11] = [
         FaultKind::HostCrash,
         FaultKind::FailshCrash,
         FaultKind::Freeze,
@@ -89,6 +93,7 @@ impl FaultKind {
         FaultKind::AdminFail,
         FaultKind::AdminUp,
         FaultKind::Sick,
+        FaultKind::ErrorAnswers,
     ];
 }
 
@@ -197,6 +202,8 @@ struct Fault {
     /// messages out are lost.
     side: Vec<bool>,
     one_way: bool,
+    /// Error answers: only to this asker (else to all).
+    asker: Option<usize>,
     active: bool,
 }
 
@@ -211,6 +218,8 @@ pub struct Report {
     pub takeovers: u64,
     /// Check hooks that found the service broken (a Sick fault biting).
     pub failed_checks: u64,
+    /// Polls answered with an error (an ErrorAnswers fault biting).
+    pub error_answers: u64,
     pub events: u64,
     /// After the last fault healed: how long until the right host served.
     pub settle_ms: u64,
@@ -451,6 +460,17 @@ impl World {
             })
     }
 
+    /// Whether `to`'s faild answers `from`'s polls with an error.
+    fn answers_errors(&self, to: usize, from: usize) -> bool {
+        from != to
+            && self.faults.iter().any(|f| {
+                f.active
+                    && f.kind == FaultKind::ErrorAnswers
+                    && f.target == to
+                    && f.asker.is_none_or(|a| a == from)
+            })
+    }
+
     fn active(&self, kind: FaultKind) -> bool {
         self.faults.iter().any(|f| f.active && f.kind == kind)
     }
@@ -476,6 +496,8 @@ impl World {
             && ok(&self.hosts[b])
             && !self.blocked(a, b)
             && !self.blocked(b, a)
+            && !self.answers_errors(a, b)
+            && !self.answers_errors(b, a)
             && !self.active(FaultKind::Loss)
             && !self.active(FaultKind::Delay)
     }
@@ -493,6 +515,8 @@ impl World {
                 side[(target + 1) % n] = false;
             }
             let one_way = self.rng.chance(0.3);
+            let other = (target + self.rng.range(1, n as u64 - 1) as usize) % n;
+            let asker = self.rng.chance(0.5).then_some(other);
             let id = self.faults.len();
             self.faults.push(Fault {
                 kind,
@@ -500,6 +524,7 @@ impl World {
                 end,
                 side,
                 one_way,
+                asker,
                 active: false,
             });
             self.at(start, Event::Fault { id, start: true });
@@ -542,6 +567,18 @@ impl World {
                         other => Answer::Error(format!("{other:?}")),
                     },
                     Reply::Error(e) => Answer::Error(e.to_string()),
+                };
+                let answer = if self.answers_errors(to, from) {
+                    self.report.error_answers += 1;
+                    const ERRORS: [&str; 4] = [
+                        "DENIED: unknown community",
+                        "unsupported protocol version",
+                        "BUSY",
+                        "reply failed authentication",
+                    ];
+                    Answer::Error(ERRORS[self.rng.range(0, 3) as usize].into())
+                } else {
+                    answer
                 };
                 if let Some(d) = self.deliver(to, from) {
                     self.at(
@@ -644,6 +681,7 @@ impl World {
                     return;
                 }
                 if peer != h {
+                    let error = matches!(answer, Answer::Error(_));
                     let blocking = match &answer {
                         Answer::Record(rec) => {
                             rec.state == State::Up || peer < h && rec.state == State::Recover
@@ -651,8 +689,15 @@ impl World {
                         Answer::NoSuch => false,
                         Answer::Error(_) => true,
                     };
-                    self.heard
-                        .record(h, peer, heard::Answer { at: sent, blocking });
+                    self.heard.record(
+                        h,
+                        peer,
+                        heard::Answer {
+                            at: sent,
+                            blocking,
+                            error,
+                        },
+                    );
                 }
                 let r = self.hosts[h].round.as_mut().expect("matched above");
                 r.answers[slot] = Some(answer);
@@ -794,6 +839,7 @@ impl World {
                         .collect();
                     kinds.sort();
                     kinds.dedup();
+                    self.check_unknown_blocks(h);
                     self.claims[h] = Some(Claim {
                         at: self.now,
                         heard: (0..self.hosts.len())
@@ -1105,6 +1151,23 @@ impl World {
         };
         for k in kinds {
             *self.report.takeovers_by.entry(k).or_default() += 1;
+        }
+    }
+
+    /// An error answer is UNKNOWN: alive, its state hidden. It never times
+    /// out into FAIL, so no claim may be decided while a peer's last answer
+    /// was an error, unless the peer has been silent for the timeout since.
+    fn check_unknown_blocks(&mut self, e: usize) {
+        let now = self.now;
+        for p in (0..self.hosts.len()).filter(|p| *p != e) {
+            if let Some(at) = self.heard.last_error(e, p)
+                && now - at < TIMEOUT
+            {
+                self.violation(format!(
+                    "unknown: t={now}: h{e} claims the service although h{p} answered it with an error {} ms before",
+                    now - at
+                ));
+            }
         }
     }
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use failover::State;
-use failover::decide::{Action, Decision, Situation, decide};
+use failover::decide::{Action, Decision, PeerView, Situation, decide};
 use failover_sim::{Report, run};
 
 /// Seeds per cluster size in CI (about 30 s on 2 cores; `failsim
@@ -32,6 +32,7 @@ fn sweep(n: usize, seeds: u64, decider: failover::machine::Decider) -> (Vec<Stri
         total.reclaims += r.reclaims;
         total.takeovers += r.takeovers;
         total.failed_checks += r.failed_checks;
+        total.error_answers += r.error_answers;
         total.settle_ms = total.settle_ms.max(r.settle_ms);
         total.gap_ms = total.gap_ms.max(r.gap_ms);
     }
@@ -43,12 +44,13 @@ fn every_seed_of_the_budget_holds_safety_and_liveness() {
     for n in [2, 3, 4] {
         let (failures, total) = sweep(n, BUDGET, decide);
         println!(
-            "{n} hosts, {BUDGET} seeds: faults {:?}, {} overlapping, {} reclaims, {} start hooks, {} failed checks, settled within {} ms, longest service gap {} ms; takeovers by the faults active at the claim {:?}",
+            "{n} hosts, {BUDGET} seeds: faults {:?}, {} overlapping, {} reclaims, {} start hooks, {} failed checks, {} error answers, settled within {} ms, longest service gap {} ms; takeovers by the faults active at the claim {:?}",
             total.faults,
             total.overlapping,
             total.reclaims,
             total.takeovers,
             total.failed_checks,
+            total.error_answers,
             total.settle_ms,
             total.gap_ms,
             total.takeovers_by
@@ -75,6 +77,11 @@ fn every_seed_of_the_budget_holds_safety_and_liveness() {
             total.failed_checks > BUDGET / 10,
             "broken services are found by their checks: {}",
             total.failed_checks
+        );
+        assert!(
+            total.error_answers > BUDGET,
+            "polls are answered with errors: {}",
+            total.error_answers
         );
     }
 }
@@ -180,5 +187,42 @@ fn a_slave_that_starts_on_the_first_unanswered_poll_is_caught_within_the_budget(
     assert!(
         failures.iter().any(|f| f.contains("patience")),
         "the simulator did not catch a slave that starts without waiting out the timeout"
+    );
+}
+
+/// Takes an error answer (UNKNOWN: alive, its state hidden) for FAIL.
+fn error_as_fail(s: &Situation<'_>) -> Decision {
+    let fail = |peers: &[(String, PeerView)]| -> Vec<(String, PeerView)> {
+        peers
+            .iter()
+            .map(|(n, v)| {
+                let v = if *v == PeerView::Unknown {
+                    PeerView::Fail
+                } else {
+                    *v
+                };
+                (n.clone(), v)
+            })
+            .collect()
+    };
+    let (masters, slaves) = (fail(s.masters), fail(s.slaves));
+    decide(&Situation {
+        masters: &masters,
+        slaves: &slaves,
+        ..s.clone()
+    })
+}
+
+#[test]
+fn an_error_answer_taken_as_fail_is_caught_within_the_budget() {
+    let (failures, _) = sweep(2, BUDGET, error_as_fail);
+    println!(
+        "taking errors for FAIL failed {} of {BUDGET} seeds; first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    assert!(
+        failures.iter().any(|f| f.contains("unknown")),
+        "the simulator did not catch a host that starts beside a peer answering with errors"
     );
 }
