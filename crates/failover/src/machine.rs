@@ -750,6 +750,17 @@ impl Machine {
             );
         }
         self.running = true;
+        // A peer seen UP in this last look (a slave whose silence timed out
+        // into FAIL) has not stood down yet, and may announce itself after
+        // our start (its own RECLAIM decided on older polls): once no peer
+        // is UP, announce again (RECLAIM), as for a peer seen UP while the
+        // service runs here.
+        if self.peers.values().any(|p| p.view == PeerView::Up) {
+            self.reclaim = true;
+            notes.push(Note::Info(
+                "a peer is UP as we start: RECLAIM once it stands down".into(),
+            ));
+        }
         notes.push(Note::Info("starting".into()));
         self.issue(Pending::StartHook, Command::Run(HookKind::Start), notes)
     }
@@ -1213,6 +1224,33 @@ mod tests {
             secs(5.0),
             rec(State::Up, true, None),
             &[peer_at("lukretia", State::Fail, 7)],
+        );
+        assert_eq!(step.command, Some(Command::Run(HookKind::Reclaim)));
+    }
+
+    #[test]
+    fn a_slave_seen_up_in_the_last_look_before_a_start_is_announced_over() {
+        // The slave's silence timed out (FAIL) and the master starts; its
+        // last look finds the slave UP after all — it may announce itself
+        // after our start. Once it has stood down (one change, no jump),
+        // the master announces again. (The simulator's seed 9154, 3 hosts.)
+        let mut m = Machine::new(params(&[], &["macbeth"], false));
+        let local = |s| rec(s, s == State::Up, None);
+        m.on_poll(secs(0.0), local(State::Recover), &[silent("macbeth")]);
+        let step = m.on_poll(secs(3.0), local(State::Recover), &[silent("macbeth")]);
+        assert_eq!(step.command, Some(Command::Claim));
+        assert_eq!(m.on_written(Ok(())).command, Some(Command::Poll));
+        let step = m.on_poll(
+            secs(3.1),
+            local(State::Up),
+            &[peer_at("macbeth", State::Up, 5)],
+        );
+        assert_eq!(step.command, Some(Command::Run(HookKind::Start)));
+        assert_eq!(m.on_hook(HookResult::State(State::Up)).command, None);
+        let step = m.on_poll(
+            secs(9.0),
+            local(State::Up),
+            &[peer_at("macbeth", State::Recover, 6)],
         );
         assert_eq!(step.command, Some(Command::Run(HookKind::Reclaim)));
     }

@@ -8,4 +8,4 @@ pub mod heard;
 pub mod rng;
 pub mod world;
 
-pub use world::{FaultKind, Report, run};
+pub use world::{Driver, FaultKind, Report, run, run_with};

@@ -51,6 +51,20 @@ pub const U: u64 = TIMEOUT + INTERVAL + 2 * CALL_LIMIT + HOOK_MAX;
 /// The end of a run.
 pub const END: u64 = FAULT_WINDOW.1 + FAULT_MAX + REBOOT_MAX + L + INTERVAL;
 
+/// How failsh's driver feeds the step machine. Only the mutation tests use
+/// anything but [`Driver::Faithful`]: a failsh around the same machine that
+/// misreads what its hooks and writes did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Driver {
+    #[default]
+    Faithful,
+    /// A stop hook that failed is reported as a stop that worked.
+    StopFailureAsSuccess,
+    /// A claim that faild refused (BUSY: the record was not RECOVER) is
+    /// reported as landed, so the service starts unclaimed.
+    ClaimRefusalAsSuccess,
+}
+
 /// What the nemesis does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FaultKind {
@@ -233,6 +247,8 @@ pub struct Report {
 }
 
 struct World {
+    decider: Decider,
+    driver: Driver,
     rng: Rng,
     now: u64,
     seq: u64,
@@ -295,7 +311,14 @@ fn name(h: usize) -> String {
 /// above it as a master and every host below as a slave) and checks S1 and
 /// liveness.
 pub fn run(seed: u64, n: usize, decider: Decider, trace: bool) -> Report {
+    run_with(seed, n, decider, Driver::Faithful, trace)
+}
+
+/// [`run`] with a given failsh driver.
+pub fn run_with(seed: u64, n: usize, decider: Decider, driver: Driver, trace: bool) -> Report {
     let mut w = World {
+        decider,
+        driver,
         rng: Rng::new(seed.wrapping_mul(31).wrapping_add(n as u64)),
         now: 0,
         seq: 0,
@@ -507,7 +530,9 @@ impl World {
         for _ in 0..count {
             let kind = FaultKind::ALL[self.rng.range(0, FaultKind::ALL.len() as u64 - 1) as usize];
             let start = self.rng.range(FAULT_WINDOW.0, FAULT_WINDOW.1);
+            let start = self.aim(start);
             let end = start + self.rng.range(300, FAULT_MAX);
+            let end = self.aim(end).max(start + 1);
             let target = self.rng.range(0, n as u64 - 1) as usize;
             let mut side: Vec<bool> = (0..n).map(|_| self.rng.chance(0.5)).collect();
             side[target] = true;
@@ -532,6 +557,61 @@ impl World {
             *self.report.faults.entry(format!("{kind:?}")).or_default() += 1;
         }
         self.quiet_from = self.faults.iter().map(|f| f.end).max().unwrap_or(0);
+    }
+
+    /// Half the time, moves a fault's edge into the few milliseconds where
+    /// races happen: just after the hosts' common poll tick (polls in
+    /// flight, claims written on their answers) or just after the call
+    /// limit (claims decided on a silent peer). Uniform times hit these
+    /// windows a few times in a thousand.
+    fn aim(&mut self, t: u64) -> u64 {
+        if !self.rng.chance(0.5) {
+            return t;
+        }
+        let base = t / INTERVAL * INTERVAL;
+        let after = if self.rng.chance(0.5) { 0 } else { CALL_LIMIT };
+        base + after + self.rng.range(1, 7)
+    }
+
+    /// Aims the admin's RECOVER at the moment that matters: just after a
+    /// slave has read the record as FAIL, before its owner reads it (the
+    /// race the second look after a claim exists for). Sometimes ends an
+    /// active AdminFail on `to` right after a slave's poll of it.
+    /// Aims an admin's `fail` at the claim: sometimes it runs just as the
+    /// host's failsh decides to claim, so the claim meets a FAIL record
+    /// (the race the conditional claim exists for).
+    fn race_admin_fail(&mut self, h: usize) {
+        if !self.rng.chance(0.05) {
+            return;
+        }
+        let end = self.now + self.rng.range(300, FAULT_MAX);
+        let id = self.faults.len();
+        self.faults.push(Fault {
+            kind: FaultKind::AdminFail,
+            target: h,
+            end,
+            side: vec![true; self.hosts.len()],
+            one_way: false,
+            asker: None,
+            active: false,
+        });
+        *self.report.faults.entry("AdminFail".into()).or_default() += 1;
+        self.quiet_from = self.quiet_from.max(end);
+        self.at(end, Event::Fault { id, start: false });
+        self.fault(id, true, self.decider);
+    }
+
+    fn race_admin_recover(&mut self, to: usize, from: usize, decider: Decider) {
+        if from <= to || !self.rng.chance(0.15) {
+            return;
+        }
+        let now = self.now;
+        if let Some(id) = self.faults.iter().position(|f| {
+            f.active && f.kind == FaultKind::AdminFail && f.target == to && f.end > now
+        }) {
+            self.faults[id].end = now;
+            self.fault(id, false, decider);
+        }
     }
 
     fn handle(&mut self, ev: Event, decider: Decider) {
@@ -568,6 +648,7 @@ impl World {
                     },
                     Reply::Error(e) => Answer::Error(e.to_string()),
                 };
+                self.race_admin_recover(to, from, decider);
                 let answer = if self.answers_errors(to, from) {
                     self.report.error_answers += 1;
                     const ERRORS: [&str; 4] = [
@@ -617,7 +698,8 @@ impl World {
                         origin,
                     },
                 );
-                let ok = matches!(reply, Reply::Items { .. });
+                let ok = matches!(reply, Reply::Items { .. })
+                    || origin == Origin::Claim && self.driver == Driver::ClaimRefusalAsSuccess;
                 self.at(self.now + 1, Event::WriteReply { h, op, ok });
             }
             Event::HookDone {
@@ -645,6 +727,8 @@ impl World {
                     },
                 );
             }
+            // An end moved earlier by the nemesis has already happened.
+            Event::Fault { id, start: false } if self.faults[id].end != self.now => {}
             Event::Fault { id, start } => self.fault(id, start, decider),
             Event::Boot { h } => self.boot(h, decider),
         }
@@ -737,6 +821,9 @@ impl World {
                 }
                 host.op = None;
                 let result = match (kind, ok) {
+                    (HookKind::Stop, false) if self.driver == Driver::StopFailureAsSuccess => {
+                        HookResult::State(if h == 0 { State::Fail } else { State::Recover })
+                    }
                     (_, false) => HookResult::Failed("simulated failure".into()),
                     (HookKind::Stop, true) => {
                         HookResult::State(if h == 0 { State::Fail } else { State::Recover })
@@ -840,6 +927,7 @@ impl World {
                     kinds.sort();
                     kinds.dedup();
                     self.check_unknown_blocks(h);
+                    self.race_admin_fail(h);
                     self.claims[h] = Some(Claim {
                         at: self.now,
                         heard: (0..self.hosts.len())

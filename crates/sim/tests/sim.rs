@@ -6,17 +6,26 @@ use std::time::Duration;
 
 use failover::State;
 use failover::decide::{Action, Decision, PeerView, Situation, decide};
-use failover_sim::{Report, run};
+use failover_sim::{Driver, Report, run_with};
 
 /// Seeds per cluster size in CI (about 30 s on 2 cores; `failsim
 /// --seeds 100000` is the long soak).
 const BUDGET: u64 = 10_000;
 
 fn sweep(n: usize, seeds: u64, decider: failover::machine::Decider) -> (Vec<String>, Report) {
+    sweep_with(n, seeds, decider, Driver::Faithful)
+}
+
+fn sweep_with(
+    n: usize,
+    seeds: u64,
+    decider: failover::machine::Decider,
+    driver: Driver,
+) -> (Vec<String>, Report) {
     let mut failures = Vec::new();
     let mut total = Report::default();
     for seed in 1..=seeds {
-        let r = run(seed, n, decider, false);
+        let r = run_with(seed, n, decider, driver, false);
         if let Some(v) = r.violations.first() {
             failures.push(format!(
                 "seed {seed} ({n} hosts): {v}\n  replay: cargo run -p failover-sim --bin failsim -- --seed {seed} --hosts {n}"
@@ -224,5 +233,99 @@ fn an_error_answer_taken_as_fail_is_caught_within_the_budget() {
     assert!(
         failures.iter().any(|f| f.contains("unknown")),
         "the simulator did not catch a host that starts beside a peer answering with errors"
+    );
+}
+
+/// Ignores a slave's UP: an UP slave counts as RECOVER, so a running
+/// master never enters RECLAIM and a RECOVER master starts beside it.
+fn ignores_slave_up(s: &Situation<'_>) -> Decision {
+    let slaves: Vec<(String, PeerView)> = s
+        .slaves
+        .iter()
+        .map(|(n, v)| {
+            let v = if *v == PeerView::Up {
+                PeerView::Recover
+            } else {
+                *v
+            };
+            (n.clone(), v)
+        })
+        .collect();
+    decide(&Situation {
+        slaves: &slaves,
+        ..s.clone()
+    })
+}
+
+#[test]
+fn a_slave_up_ignored_is_caught_within_the_budget() {
+    let (failures, _) = sweep(2, BUDGET, ignores_slave_up);
+    println!(
+        "ignoring a slave's UP failed {} of {BUDGET} seeds; first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    assert!(
+        !failures.is_empty(),
+        "the simulator did not catch a master that ignores its slave's UP"
+    );
+}
+
+/// The second look after a claim skipped: the machine asks the decision
+/// function again on the masters alone (no slaves, RECOVER, no RECLAIM);
+/// this mutant answers "start" to that question. Only h1 of the 3-host
+/// cluster asks it with exactly one master and no slaves (its regular
+/// decisions list its slave h2; h2 has two masters), so the mutant is run
+/// there.
+fn no_second_look(s: &Situation<'_>) -> Decision {
+    if s.local == State::Recover && !s.reclaim && s.slaves.is_empty() && s.masters.len() == 1 {
+        return Decision {
+            action: Action::Start,
+            reclaim: false,
+            reason: "no second look".into(),
+        };
+    }
+    decide(s)
+}
+
+#[test]
+fn a_claim_without_the_second_look_is_caught_within_the_budget() {
+    let (failures, _) = sweep(3, BUDGET, no_second_look);
+    println!(
+        "skipping the second look failed {} of {BUDGET} seeds; first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    assert!(
+        !failures.is_empty(),
+        "the simulator did not catch a claim that starts without a last look at the masters"
+    );
+}
+
+#[test]
+fn a_failed_stop_taken_as_stopped_is_caught_within_the_budget() {
+    let (failures, _) = sweep_with(2, BUDGET, decide, Driver::StopFailureAsSuccess);
+    println!(
+        "taking a failed stop for a stop failed {} of {BUDGET} seeds; first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    assert!(
+        !failures.is_empty(),
+        "the simulator did not catch a service released while its stop had failed"
+    );
+}
+
+#[test]
+fn a_refused_claim_taken_as_landed_is_caught_within_the_budget() {
+    let (failures, _) = sweep_with(2, BUDGET, decide, Driver::ClaimRefusalAsSuccess);
+    println!(
+        "taking a refused claim as landed failed {} of {BUDGET} seeds; first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    assert!(
+        !failures.is_empty(),
+        "the simulator did not catch a service started without its claim"
     );
 }
