@@ -1,5 +1,6 @@
-//! The simulated cluster: hosts, network, hooks, a seeded nemesis, and the
-//! safety and liveness checks.
+//! The simulated cluster: hosts, network, hooks, a seeded nemesis that aims
+//! at races, and the checks: S1, patience, UNKNOWN blocks, availability,
+//! liveness and hidden state.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
@@ -63,6 +64,9 @@ pub enum Driver {
     /// A claim that faild refused (BUSY: the record was not RECOVER) is
     /// reported as landed, so the service starts unclaimed.
     ClaimRefusalAsSuccess,
+    /// The second look after a claim is answered with the answers of the
+    /// poll that decided: no second look.
+    NoSecondLook,
 }
 
 /// What the nemesis does.
@@ -206,7 +210,12 @@ struct Host {
     crashed: bool,
     /// The service here is broken: its check fails.
     sick: bool,
+    /// The last poll's answers (kept only for [`Driver::NoSecondLook`]).
+    last_poll: Option<PollAnswers>,
 }
+
+/// One poll as fed to the machine: its time, the local and the peers' answers.
+type PollAnswers = (Duration, LocalAnswer, Vec<(String, PeerAnswer)>);
 
 struct Fault {
     kind: FaultKind,
@@ -308,8 +317,8 @@ fn name(h: usize) -> String {
 }
 
 /// Runs one seed on `n` hosts (h0 most preferred; each lists every host
-/// above it as a master and every host below as a slave) and checks S1 and
-/// liveness.
+/// above it as a master and every host below as a slave) and checks every
+/// invariant (see `docs/safety.md`).
 pub fn run(seed: u64, n: usize, decider: Decider, trace: bool) -> Report {
     run_with(seed, n, decider, Driver::Faithful, trace)
 }
@@ -338,6 +347,7 @@ pub fn run_with(seed: u64, n: usize, decider: Decider, driver: Driver, trace: bo
                 stop_failures: 0,
                 crashed: false,
                 sick: false,
+                last_poll: None,
             })
             .collect(),
         faults: Vec::new(),
@@ -360,7 +370,7 @@ pub fn run_with(seed: u64, n: usize, decider: Decider, driver: Driver, trace: bo
         trace,
     };
     for h in 0..n {
-        w.boot(h, decider);
+        w.boot(h);
     }
     w.plan_faults(n);
     while let Some(((t, _), ev)) = w.queue.pop_first() {
@@ -381,7 +391,7 @@ pub fn run_with(seed: u64, n: usize, decider: Decider, driver: Driver, trace: bo
             };
             w.report.trace.push(line);
         }
-        w.handle(ev, decider);
+        w.handle(ev);
         w.check();
     }
     w.now = END;
@@ -403,7 +413,7 @@ impl World {
 
     /// The boot scripts: faild up (UP loaded as FAIL after a reboot), the
     /// service registered FAIL then RECOVER, failsh started.
-    fn boot(&mut self, h: usize, decider: Decider) {
+    fn boot(&mut self, h: usize) {
         let now = self.now;
         // Quiet only once the last reboot is over.
         self.quiet_from = self.quiet_from.max(now);
@@ -416,11 +426,11 @@ impl World {
         self.admin(h, State::Fail);
         self.admin(h, State::Recover);
         let host = &mut self.hosts[h];
-        host.machine = Machine::with_decider(params(h, n), decider);
-        self.start_failsh(h, decider);
+        host.machine = Machine::with_decider(params(h, n), self.decider);
+        self.start_failsh(h);
     }
 
-    fn start_failsh(&mut self, h: usize, decider: Decider) {
+    fn start_failsh(&mut self, h: usize) {
         let n = self.hosts.len();
         let host = &mut self.hosts[h];
         host.failsh_up = true;
@@ -429,7 +439,7 @@ impl World {
         host.inc += 1;
         host.round = None;
         host.op = None;
-        host.machine = Machine::with_decider(params(h, n), decider);
+        host.machine = Machine::with_decider(params(h, n), self.decider);
         let inc = host.inc;
         self.claims[h] = None;
         let next = (self.now / INTERVAL + 1) * INTERVAL;
@@ -581,7 +591,8 @@ impl World {
     /// host's failsh decides to claim, so the claim meets a FAIL record
     /// (the race the conditional claim exists for).
     fn race_admin_fail(&mut self, h: usize) {
-        if !self.rng.chance(0.05) {
+        // Within the nemesis's window, so that it ends when faults end.
+        if self.now > FAULT_WINDOW.1 || !self.rng.chance(0.05) {
             return;
         }
         let end = self.now + self.rng.range(300, FAULT_MAX);
@@ -598,10 +609,10 @@ impl World {
         *self.report.faults.entry("AdminFail".into()).or_default() += 1;
         self.quiet_from = self.quiet_from.max(end);
         self.at(end, Event::Fault { id, start: false });
-        self.fault(id, true, self.decider);
+        self.fault(id, true);
     }
 
-    fn race_admin_recover(&mut self, to: usize, from: usize, decider: Decider) {
+    fn race_admin_recover(&mut self, to: usize, from: usize) {
         if from <= to || !self.rng.chance(0.15) {
             return;
         }
@@ -610,11 +621,11 @@ impl World {
             f.active && f.kind == FaultKind::AdminFail && f.target == to && f.end > now
         }) {
             self.faults[id].end = now;
-            self.fault(id, false, decider);
+            self.fault(id, false);
         }
     }
 
-    fn handle(&mut self, ev: Event, decider: Decider) {
+    fn handle(&mut self, ev: Event) {
         match ev {
             Event::Tick { h, inc } => {
                 let host = &self.hosts[h];
@@ -648,7 +659,7 @@ impl World {
                     },
                     Reply::Error(e) => Answer::Error(e.to_string()),
                 };
-                self.race_admin_recover(to, from, decider);
+                self.race_admin_recover(to, from);
                 let answer = if self.answers_errors(to, from) {
                     self.report.error_answers += 1;
                     const ERRORS: [&str; 4] = [
@@ -729,8 +740,8 @@ impl World {
             }
             // An end moved earlier by the nemesis has already happened.
             Event::Fault { id, start: false } if self.faults[id].end != self.now => {}
-            Event::Fault { id, start } => self.fault(id, start, decider),
-            Event::Boot { h } => self.boot(h, decider),
+            Event::Fault { id, start } => self.fault(id, start),
+            Event::Boot { h } => self.boot(h),
         }
     }
 
@@ -893,9 +904,11 @@ impl World {
                 (name(t), a)
             })
             .collect();
-        self.hosts[h]
-            .machine
-            .on_poll(Duration::from_millis(round.at), local, &peers)
+        let at = Duration::from_millis(round.at);
+        if self.driver == Driver::NoSecondLook {
+            self.hosts[h].last_poll = Some((at, local.clone(), peers.clone()));
+        }
+        self.hosts[h].machine.on_poll(at, local, &peers)
     }
 
     /// Runs the command a step asks for.
@@ -914,6 +927,12 @@ impl World {
         match command {
             Command::Poll => {
                 self.hosts[h].op = None; // a poll round, not a call
+                if self.driver == Driver::NoSecondLook
+                    && let Some((at, local, peers)) = self.hosts[h].last_poll.clone()
+                {
+                    let step = self.hosts[h].machine.on_poll(at, local, &peers);
+                    return self.follow(h, step);
+                }
                 self.start_round(h);
             }
             Command::Write(_) | Command::Claim | Command::Adopt => {
@@ -1000,7 +1019,7 @@ impl World {
         }
     }
 
-    fn fault(&mut self, id: usize, start: bool, decider: Decider) {
+    fn fault(&mut self, id: usize, start: bool) {
         let (kind, target) = (self.faults[id].kind, self.faults[id].target);
         if start && self.faults.iter().any(|f| f.active) {
             self.report.overlapping += 1;
@@ -1034,7 +1053,7 @@ impl World {
             }
             // Restarted (by its supervisor) whether or not faild is up.
             (FaultKind::FailshCrash, false) if !self.hosts[target].failsh_up => {
-                self.start_failsh(target, decider)
+                self.start_failsh(target)
             }
             (FaultKind::Freeze, true) if self.hosts[target].failsh_up => {
                 self.hosts[target].frozen = true

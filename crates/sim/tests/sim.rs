@@ -271,26 +271,9 @@ fn a_slave_up_ignored_is_caught_within_the_budget() {
     );
 }
 
-/// The second look after a claim skipped: the machine asks the decision
-/// function again on the masters alone (no slaves, RECOVER, no RECLAIM);
-/// this mutant answers "start" to that question. Only h1 of the 3-host
-/// cluster asks it with exactly one master and no slaves (its regular
-/// decisions list its slave h2; h2 has two masters), so the mutant is run
-/// there.
-fn no_second_look(s: &Situation<'_>) -> Decision {
-    if s.local == State::Recover && !s.reclaim && s.slaves.is_empty() && s.masters.len() == 1 {
-        return Decision {
-            action: Action::Start,
-            reclaim: false,
-            reason: "no second look".into(),
-        };
-    }
-    decide(s)
-}
-
 #[test]
 fn a_claim_without_the_second_look_is_caught_within_the_budget() {
-    let (failures, _) = sweep(3, BUDGET, no_second_look);
+    let (failures, _) = sweep_with(2, BUDGET, decide, Driver::NoSecondLook);
     println!(
         "skipping the second look failed {} of {BUDGET} seeds; first: {:?}",
         failures.len(),
