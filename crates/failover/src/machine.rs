@@ -132,7 +132,7 @@ pub struct Step {
 enum Pending {
     /// UP written before the start hook.
     Claim,
-    /// The claim landed: one more look at the masters before starting.
+    /// The claim landed: one more look at the peers before starting.
     Confirm,
     StartHook,
     /// The stop hook run after a failed start or reclaim; then FAIL.
@@ -611,7 +611,7 @@ impl Machine {
             (Some(Pending::Claim), Ok(())) => self.issue(
                 Pending::Confirm,
                 Command::Poll,
-                vec![Note::Info("claimed UP; a last look at the masters".into())],
+                vec![Note::Info("claimed UP; a last look at the peers".into())],
             ),
             (Some(Pending::Claim), Err(e)) => {
                 // The claim may have landed although its answer was lost:
@@ -722,7 +722,8 @@ impl Machine {
     }
 
     /// The second look after a claim: start unless a master became ready
-    /// or doubtful, or an admin asked for a stop, meanwhile.
+    /// or doubtful, a slave UP or doubtful, or an admin asked for a stop,
+    /// meanwhile.
     fn confirm(&mut self, now: Duration, local: &LocalAnswer, mut notes: Vec<Note>) -> Step {
         if let LocalAnswer::Record(r) = local
             && let Some(target) = r.request

@@ -281,7 +281,7 @@ fn a_claim_without_the_second_look_is_caught_within_the_budget() {
     );
     assert!(
         !failures.is_empty(),
-        "the simulator did not catch a claim that starts without a last look at the masters"
+        "the simulator did not catch a claim that starts without a last look at the peers"
     );
 }
 
