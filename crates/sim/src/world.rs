@@ -936,6 +936,8 @@ impl World {
                 self.start_round(h);
             }
             Command::Write(_) | Command::Claim | Command::Adopt => {
+                // A claim given back (or any other write) ends it.
+                self.claims[h] = None;
                 if command == Command::Claim {
                     let mut kinds: Vec<FaultKind> = self
                         .faults
