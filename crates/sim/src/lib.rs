@@ -4,7 +4,8 @@
 //! and the faults are simulated, from a seed, so a failing seed replays
 //! exactly. See `docs/safety.md`.
 
+pub mod heard;
 pub mod rng;
 pub mod world;
 
-pub use world::{FaultKind, Report, run};
+pub use world::{Driver, FaultKind, Report, run, run_with};

@@ -1,5 +1,6 @@
-//! The simulated cluster: hosts, network, hooks, a seeded nemesis, and the
-//! safety and liveness checks.
+//! The simulated cluster: hosts, network, hooks, a seeded nemesis that aims
+//! at races, and the checks: S1, patience, UNKNOWN blocks, availability,
+//! liveness and hidden state.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
@@ -13,6 +14,7 @@ use failover::machine::{
 use failover::proto::{ErrorCode, Item, Op, Origin, Reply, Request};
 use failover::registry::{Outcome, Registry};
 
+use crate::heard::{self, Heard};
 use crate::rng::Rng;
 
 /// The one service of the simulated cluster.
@@ -40,8 +42,32 @@ pub const GRACE: u64 = 2 * INTERVAL;
 /// Liveness: after the last fault healed and the last reboot completed,
 /// exactly the most preferred eligible host serves within this bound.
 pub const L: u64 = TIMEOUT + 4 * INTERVAL + 2 * HOOK_MAX;
+/// Availability: no host may be left without the service for this long
+/// while an eligible host has had nothing from its peers that keeps it from
+/// starting (derivation in `docs/safety.md`): up to an interval to the next
+/// poll, the timeout of silence, the call limit of the poll that decides
+/// and of the second look after the claim; a hook's time as slack for the
+/// claim's writes (no hook runs before the start hook begins the service).
+pub const U: u64 = TIMEOUT + INTERVAL + 2 * CALL_LIMIT + HOOK_MAX;
 /// The end of a run.
 pub const END: u64 = FAULT_WINDOW.1 + FAULT_MAX + REBOOT_MAX + L + INTERVAL;
+
+/// How failsh's driver feeds the step machine. Only the mutation tests use
+/// anything but [`Driver::Faithful`]: a failsh around the same machine that
+/// misreads what its hooks and writes did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Driver {
+    #[default]
+    Faithful,
+    /// A stop hook that failed is reported as a stop that worked.
+    StopFailureAsSuccess,
+    /// A claim that faild refused (BUSY: the record was not RECOVER) is
+    /// reported as landed, so the service starts unclaimed.
+    ClaimRefusalAsSuccess,
+    /// The second look after a claim is answered with the answers of the
+    /// poll that decided: no second look.
+    NoSecondLook,
+}
 
 /// What the nemesis does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -67,10 +93,14 @@ pub enum FaultKind {
     /// The service on a host is broken: its check hook fails. At the end the
     /// admin has repaired it and says RECOVER if it was recorded FAIL.
     Sick,
+    /// The host's faild answers its peers' polls with errors (a wrong
+    /// community after a config edit, a version mismatch, BUSY, a reply
+    /// that fails authentication): to one asker, or to all of them.
+    ErrorAnswers,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 11] = [
         FaultKind::HostCrash,
         FaultKind::FailshCrash,
         FaultKind::Freeze,
@@ -81,6 +111,7 @@ impl FaultKind {
         FaultKind::AdminFail,
         FaultKind::AdminUp,
         FaultKind::Sick,
+        FaultKind::ErrorAnswers,
     ];
 }
 
@@ -105,6 +136,9 @@ enum Event {
     },
     PollReply {
         h: usize,
+        /// The host that answered, and when (what the answer is as of).
+        peer: usize,
+        sent: u64,
         slot: usize,
         round: u64,
         answer: Answer,
@@ -176,7 +210,12 @@ struct Host {
     crashed: bool,
     /// The service here is broken: its check fails.
     sick: bool,
+    /// The last poll's answers (kept only for [`Driver::NoSecondLook`]).
+    last_poll: Option<PollAnswers>,
 }
+
+/// One poll as fed to the machine: its time, the local and the peers' answers.
+type PollAnswers = (Duration, LocalAnswer, Vec<(String, PeerAnswer)>);
 
 struct Fault {
     kind: FaultKind,
@@ -186,6 +225,8 @@ struct Fault {
     /// messages out are lost.
     side: Vec<bool>,
     one_way: bool,
+    /// Error answers: only to this asker (else to all).
+    asker: Option<usize>,
     active: bool,
 }
 
@@ -200,13 +241,23 @@ pub struct Report {
     pub takeovers: u64,
     /// Check hooks that found the service broken (a Sick fault biting).
     pub failed_checks: u64,
+    /// Polls answered with an error (an ErrorAnswers fault biting).
+    pub error_answers: u64,
     pub events: u64,
     /// After the last fault healed: how long until the right host served.
     pub settle_ms: u64,
+    /// The longest time no host served while an eligible host had nothing
+    /// keeping it from starting (checked against [`U`]).
+    pub gap_ms: u64,
+    /// Start hooks after a claim, by the kinds of fault active when the
+    /// claim was decided ("none": no fault active).
+    pub takeovers_by: BTreeMap<String, u64>,
     pub trace: Vec<String>,
 }
 
 struct World {
+    decider: Decider,
+    driver: Driver,
     rng: Rng,
     now: u64,
     seq: u64,
@@ -226,8 +277,29 @@ struct World {
     /// reclaim: the gratuitous ARP of the worked example).
     announced: Option<usize>,
     quiet_from: u64,
+    /// What each failsh really heard (the availability and patience oracle).
+    heard: Heard,
+    /// Per host: since when it has been eligible to serve.
+    eligible_since: Vec<Option<u64>>,
+    /// Since when no host has served.
+    nobody_since: Option<u64>,
+    /// The outage (by its start) already reported as too long.
+    gap_reported: Option<u64>,
+    /// Per host: its pending claim, with what it had heard when it decided.
+    claims: Vec<Option<Claim>>,
+    /// Per host: since when its service has run.
+    up_since: Vec<u64>,
     report: Report,
     trace: bool,
+}
+
+/// A start decided: when, the last answer heard from each host by then, and
+/// the faults active.
+#[derive(Debug, Clone)]
+struct Claim {
+    at: u64,
+    heard: Vec<Option<u64>>,
+    kinds: Vec<FaultKind>,
 }
 
 fn params(h: usize, n: usize) -> Params {
@@ -245,10 +317,17 @@ fn name(h: usize) -> String {
 }
 
 /// Runs one seed on `n` hosts (h0 most preferred; each lists every host
-/// above it as a master and every host below as a slave) and checks S1 and
-/// liveness.
+/// above it as a master and every host below as a slave) and checks every
+/// invariant (see `docs/safety.md`).
 pub fn run(seed: u64, n: usize, decider: Decider, trace: bool) -> Report {
+    run_with(seed, n, decider, Driver::Faithful, trace)
+}
+
+/// [`run`] with a given failsh driver.
+pub fn run_with(seed: u64, n: usize, decider: Decider, driver: Driver, trace: bool) -> Report {
     let mut w = World {
+        decider,
+        driver,
         rng: Rng::new(seed.wrapping_mul(31).wrapping_add(n as u64)),
         now: 0,
         seq: 0,
@@ -268,6 +347,7 @@ pub fn run(seed: u64, n: usize, decider: Decider, trace: bool) -> Report {
                 stop_failures: 0,
                 crashed: false,
                 sick: false,
+                last_poll: None,
             })
             .collect(),
         faults: Vec::new(),
@@ -280,11 +360,17 @@ pub fn run(seed: u64, n: usize, decider: Decider, trace: bool) -> Report {
         prev_up: vec![false; n],
         announced: None,
         quiet_from: 0,
+        heard: Heard::new(n),
+        eligible_since: vec![None; n],
+        nobody_since: None,
+        gap_reported: None,
+        claims: vec![None; n],
+        up_since: vec![0; n],
         report: Report::default(),
         trace,
     };
     for h in 0..n {
-        w.boot(h, decider);
+        w.boot(h);
     }
     w.plan_faults(n);
     while let Some(((t, _), ev)) = w.queue.pop_first() {
@@ -292,6 +378,7 @@ pub fn run(seed: u64, n: usize, decider: Decider, trace: bool) -> Report {
             break;
         }
         w.now = t;
+        w.check_availability();
         w.report.events += 1;
         if w.trace {
             let line = match &ev {
@@ -304,10 +391,11 @@ pub fn run(seed: u64, n: usize, decider: Decider, trace: bool) -> Report {
             };
             w.report.trace.push(line);
         }
-        w.handle(ev, decider);
+        w.handle(ev);
         w.check();
     }
     w.now = END;
+    w.check_availability();
     w.check_liveness();
     w.report
 }
@@ -325,7 +413,7 @@ impl World {
 
     /// The boot scripts: faild up (UP loaded as FAIL after a reboot), the
     /// service registered FAIL then RECOVER, failsh started.
-    fn boot(&mut self, h: usize, decider: Decider) {
+    fn boot(&mut self, h: usize) {
         let now = self.now;
         // Quiet only once the last reboot is over.
         self.quiet_from = self.quiet_from.max(now);
@@ -338,11 +426,11 @@ impl World {
         self.admin(h, State::Fail);
         self.admin(h, State::Recover);
         let host = &mut self.hosts[h];
-        host.machine = Machine::with_decider(params(h, n), decider);
-        self.start_failsh(h, decider);
+        host.machine = Machine::with_decider(params(h, n), self.decider);
+        self.start_failsh(h);
     }
 
-    fn start_failsh(&mut self, h: usize, decider: Decider) {
+    fn start_failsh(&mut self, h: usize) {
         let n = self.hosts.len();
         let host = &mut self.hosts[h];
         host.failsh_up = true;
@@ -351,8 +439,9 @@ impl World {
         host.inc += 1;
         host.round = None;
         host.op = None;
-        host.machine = Machine::with_decider(params(h, n), decider);
+        host.machine = Machine::with_decider(params(h, n), self.decider);
         let inc = host.inc;
+        self.claims[h] = None;
         let next = (self.now / INTERVAL + 1) * INTERVAL;
         self.at(next, Event::Tick { h, inc });
     }
@@ -404,6 +493,17 @@ impl World {
             })
     }
 
+    /// Whether `to`'s faild answers `from`'s polls with an error.
+    fn answers_errors(&self, to: usize, from: usize) -> bool {
+        from != to
+            && self.faults.iter().any(|f| {
+                f.active
+                    && f.kind == FaultKind::ErrorAnswers
+                    && f.target == to
+                    && f.asker.is_none_or(|a| a == from)
+            })
+    }
+
     fn active(&self, kind: FaultKind) -> bool {
         self.faults.iter().any(|f| f.active && f.kind == kind)
     }
@@ -429,6 +529,8 @@ impl World {
             && ok(&self.hosts[b])
             && !self.blocked(a, b)
             && !self.blocked(b, a)
+            && !self.answers_errors(a, b)
+            && !self.answers_errors(b, a)
             && !self.active(FaultKind::Loss)
             && !self.active(FaultKind::Delay)
     }
@@ -438,7 +540,9 @@ impl World {
         for _ in 0..count {
             let kind = FaultKind::ALL[self.rng.range(0, FaultKind::ALL.len() as u64 - 1) as usize];
             let start = self.rng.range(FAULT_WINDOW.0, FAULT_WINDOW.1);
+            let start = self.aim(start);
             let end = start + self.rng.range(300, FAULT_MAX);
+            let end = self.aim(end).max(start + 1);
             let target = self.rng.range(0, n as u64 - 1) as usize;
             let mut side: Vec<bool> = (0..n).map(|_| self.rng.chance(0.5)).collect();
             side[target] = true;
@@ -446,6 +550,8 @@ impl World {
                 side[(target + 1) % n] = false;
             }
             let one_way = self.rng.chance(0.3);
+            let other = (target + self.rng.range(1, n as u64 - 1) as usize) % n;
+            let asker = self.rng.chance(0.5).then_some(other);
             let id = self.faults.len();
             self.faults.push(Fault {
                 kind,
@@ -453,6 +559,7 @@ impl World {
                 end,
                 side,
                 one_way,
+                asker,
                 active: false,
             });
             self.at(start, Event::Fault { id, start: true });
@@ -462,7 +569,63 @@ impl World {
         self.quiet_from = self.faults.iter().map(|f| f.end).max().unwrap_or(0);
     }
 
-    fn handle(&mut self, ev: Event, decider: Decider) {
+    /// Half the time, moves a fault's edge into the few milliseconds where
+    /// races happen: just after the hosts' common poll tick (polls in
+    /// flight, claims written on their answers) or just after the call
+    /// limit (claims decided on a silent peer). Uniform times hit these
+    /// windows a few times in a thousand.
+    fn aim(&mut self, t: u64) -> u64 {
+        if !self.rng.chance(0.5) {
+            return t;
+        }
+        let base = t / INTERVAL * INTERVAL;
+        let after = if self.rng.chance(0.5) { 0 } else { CALL_LIMIT };
+        base + after + self.rng.range(1, 7)
+    }
+
+    /// Aims the admin's RECOVER at the moment that matters: just after a
+    /// slave has read the record as FAIL, before its owner reads it (the
+    /// race the second look after a claim exists for). Sometimes ends an
+    /// active AdminFail on `to` right after a slave's poll of it.
+    /// Aims an admin's `fail` at the claim: sometimes it runs just as the
+    /// host's failsh decides to claim, so the claim meets a FAIL record
+    /// (the race the conditional claim exists for).
+    fn race_admin_fail(&mut self, h: usize) {
+        // Within the nemesis's window, so that it ends when faults end.
+        if self.now > FAULT_WINDOW.1 || !self.rng.chance(0.05) {
+            return;
+        }
+        let end = self.now + self.rng.range(300, FAULT_MAX);
+        let id = self.faults.len();
+        self.faults.push(Fault {
+            kind: FaultKind::AdminFail,
+            target: h,
+            end,
+            side: vec![true; self.hosts.len()],
+            one_way: false,
+            asker: None,
+            active: false,
+        });
+        *self.report.faults.entry("AdminFail".into()).or_default() += 1;
+        self.quiet_from = self.quiet_from.max(end);
+        self.at(end, Event::Fault { id, start: false });
+        self.fault(id, true);
+    }
+
+    fn race_admin_recover(&mut self, to: usize, from: usize) {
+        if from <= to || !self.rng.chance(0.15) {
+            return;
+        }
+        let now = self.now;
+        if let Some(id) = self.faults.iter().position(|f| {
+            f.active && f.kind == FaultKind::AdminFail && f.target == to && f.end > now
+        }) {
+            self.faults[id].end = now;
+            self.fault(id, false);
+        }
+    }
+
+    fn handle(&mut self, ev: Event) {
         match ev {
             Event::Tick { h, inc } => {
                 let host = &self.hosts[h];
@@ -496,11 +659,26 @@ impl World {
                     },
                     Reply::Error(e) => Answer::Error(e.to_string()),
                 };
+                self.race_admin_recover(to, from);
+                let answer = if self.answers_errors(to, from) {
+                    self.report.error_answers += 1;
+                    const ERRORS: [&str; 4] = [
+                        "DENIED: unknown community",
+                        "unsupported protocol version",
+                        "BUSY",
+                        "reply failed authentication",
+                    ];
+                    Answer::Error(ERRORS[self.rng.range(0, 3) as usize].into())
+                } else {
+                    answer
+                };
                 if let Some(d) = self.deliver(to, from) {
                     self.at(
                         self.now + d,
                         Event::PollReply {
                             h: from,
+                            peer: to,
+                            sent: self.now,
                             slot,
                             round,
                             answer,
@@ -531,7 +709,8 @@ impl World {
                         origin,
                     },
                 );
-                let ok = matches!(reply, Reply::Items { .. });
+                let ok = matches!(reply, Reply::Items { .. })
+                    || origin == Origin::Claim && self.driver == Driver::ClaimRefusalAsSuccess;
                 self.at(self.now + 1, Event::WriteReply { h, op, ok });
             }
             Event::HookDone {
@@ -559,8 +738,10 @@ impl World {
                     },
                 );
             }
-            Event::Fault { id, start } => self.fault(id, start, decider),
-            Event::Boot { h } => self.boot(h, decider),
+            // An end moved earlier by the nemesis has already happened.
+            Event::Fault { id, start: false } if self.faults[id].end != self.now => {}
+            Event::Fault { id, start } => self.fault(id, start),
+            Event::Boot { h } => self.boot(h),
         }
     }
 
@@ -584,15 +765,36 @@ impl World {
         }
         let step = match ev {
             Event::PollReply {
+                peer,
+                sent,
                 slot,
                 round,
                 answer,
                 ..
             } => {
-                let host = &mut self.hosts[h];
-                let Some(r) = host.round.as_mut().filter(|r| r.id == round) else {
+                if self.hosts[h].round.as_ref().is_none_or(|r| r.id != round) {
                     return;
-                };
+                }
+                if peer != h {
+                    let error = matches!(answer, Answer::Error(_));
+                    let blocking = match &answer {
+                        Answer::Record(rec) => {
+                            rec.state == State::Up || peer < h && rec.state == State::Recover
+                        }
+                        Answer::NoSuch => false,
+                        Answer::Error(_) => true,
+                    };
+                    self.heard.record(
+                        h,
+                        peer,
+                        heard::Answer {
+                            at: sent,
+                            blocking,
+                            error,
+                        },
+                    );
+                }
+                let r = self.hosts[h].round.as_mut().expect("matched above");
                 r.answers[slot] = Some(answer);
                 if r.answers.iter().any(Option::is_none) {
                     return;
@@ -630,6 +832,9 @@ impl World {
                 }
                 host.op = None;
                 let result = match (kind, ok) {
+                    (HookKind::Stop, false) if self.driver == Driver::StopFailureAsSuccess => {
+                        HookResult::State(if h == 0 { State::Fail } else { State::Recover })
+                    }
                     (_, false) => HookResult::Failed("simulated failure".into()),
                     (HookKind::Stop, true) => {
                         HookResult::State(if h == 0 { State::Fail } else { State::Recover })
@@ -678,6 +883,7 @@ impl World {
     fn finish_round(&mut self, h: usize) -> Step {
         let n = self.hosts.len();
         let round = self.hosts[h].round.take().expect("a round is open");
+        self.heard.round_done(h, round.at);
         let mut answers = round.answers.into_iter();
         let local = match answers.next().flatten() {
             Some(Answer::Record(r)) => LocalAnswer::Record(r),
@@ -698,9 +904,11 @@ impl World {
                 (name(t), a)
             })
             .collect();
-        self.hosts[h]
-            .machine
-            .on_poll(Duration::from_millis(round.at), local, &peers)
+        let at = Duration::from_millis(round.at);
+        if self.driver == Driver::NoSecondLook {
+            self.hosts[h].last_poll = Some((at, local.clone(), peers.clone()));
+        }
+        self.hosts[h].machine.on_poll(at, local, &peers)
     }
 
     /// Runs the command a step asks for.
@@ -719,9 +927,36 @@ impl World {
         match command {
             Command::Poll => {
                 self.hosts[h].op = None; // a poll round, not a call
+                if self.driver == Driver::NoSecondLook
+                    && let Some((at, local, peers)) = self.hosts[h].last_poll.clone()
+                {
+                    let step = self.hosts[h].machine.on_poll(at, local, &peers);
+                    return self.follow(h, step);
+                }
                 self.start_round(h);
             }
             Command::Write(_) | Command::Claim | Command::Adopt => {
+                // A claim given back (or any other write) ends it.
+                self.claims[h] = None;
+                if command == Command::Claim {
+                    let mut kinds: Vec<FaultKind> = self
+                        .faults
+                        .iter()
+                        .filter(|f| f.active)
+                        .map(|f| f.kind)
+                        .collect();
+                    kinds.sort();
+                    kinds.dedup();
+                    self.check_unknown_blocks(h);
+                    self.race_admin_fail(h);
+                    self.claims[h] = Some(Claim {
+                        at: self.now,
+                        heard: (0..self.hosts.len())
+                            .map(|p| self.heard.last(h, p))
+                            .collect(),
+                        kinds,
+                    });
+                }
                 let (state, origin) = match command {
                     Command::Write(state) => (state, Origin::Failsh),
                     Command::Claim => (State::Up, Origin::Claim),
@@ -744,6 +979,11 @@ impl World {
                 );
             }
             Command::Run(kind) => {
+                if kind == HookKind::Start
+                    && let Some(claim) = self.claims[h].take()
+                {
+                    self.check_patience(h, &claim);
+                }
                 let took = self.rng.range(10, HOOK_MAX);
                 let host = &mut self.hosts[h];
                 let ok = match kind {
@@ -781,7 +1021,7 @@ impl World {
         }
     }
 
-    fn fault(&mut self, id: usize, start: bool, decider: Decider) {
+    fn fault(&mut self, id: usize, start: bool) {
         let (kind, target) = (self.faults[id].kind, self.faults[id].target);
         if start && self.faults.iter().any(|f| f.active) {
             self.report.overlapping += 1;
@@ -815,7 +1055,7 @@ impl World {
             }
             // Restarted (by its supervisor) whether or not faild is up.
             (FaultKind::FailshCrash, false) if !self.hosts[target].failsh_up => {
-                self.start_failsh(target, decider)
+                self.start_failsh(target)
             }
             (FaultKind::Freeze, true) if self.hosts[target].failsh_up => {
                 self.hosts[target].frozen = true
@@ -878,6 +1118,24 @@ impl World {
         if up != self.prev_up {
             self.last_change = self.now;
         }
+        for (since, (now_up, was_up)) in self.up_since.iter_mut().zip(up.iter().zip(&self.prev_up))
+        {
+            if *now_up && !was_up {
+                *since = self.now;
+            }
+        }
+        if up.iter().any(|u| *u) {
+            self.nobody_since = None;
+        } else {
+            self.nobody_since.get_or_insert(self.now);
+        }
+        for h in 0..n {
+            if !self.eligible(h) {
+                self.eligible_since[h] = None;
+            } else {
+                self.eligible_since[h].get_or_insert(self.now);
+            }
+        }
         for a in 0..n {
             for b in a + 1..n {
                 let pair = (a, b);
@@ -920,6 +1178,106 @@ impl World {
             }
         }
         self.prev_up = up;
+    }
+
+    /// Whether host `h` could serve and nothing of its own stops it: faild
+    /// and failsh up, not frozen, its service healthy, its record not FAIL
+    /// and no admin's request pending against it.
+    fn eligible(&self, h: usize) -> bool {
+        let host = &self.hosts[h];
+        host.faild_up
+            && host.failsh_up
+            && !host.frozen
+            && !host.crashed
+            && !host.sick
+            && host
+                .registry
+                .get(SERVICE)
+                .is_some_and(|r| r.state != State::Fail && r.request.is_none())
+    }
+
+    /// Availability, checked before every event (the state since the last
+    /// one still holds): while no host serves, an eligible host whose peers
+    /// have all stopped keeping it from starting must start within [`U`].
+    fn check_availability(&mut self) {
+        let Some(nobody) = self.nobody_since else {
+            return;
+        };
+        let now = self.now;
+        for e in 0..self.hosts.len() {
+            let Some(eligible) = self.eligible_since[e] else {
+                continue;
+            };
+            let released: Option<Vec<u64>> = (0..self.hosts.len())
+                .filter(|p| *p != e)
+                .map(|p| self.heard.releases_from(e, p, now))
+                .collect();
+            let Some(released) = released else {
+                continue;
+            };
+            let since = released
+                .into_iter()
+                .chain([nobody, eligible])
+                .max()
+                .expect("not empty");
+            let gap = now - since;
+            self.report.gap_ms = self.report.gap_ms.max(gap);
+            if gap >= U && self.gap_reported != Some(nobody) {
+                self.gap_reported = Some(nobody);
+                self.violation(format!(
+                    "availability: t={now}: no host serves since t={nobody}, and h{e} has been free to start since t={since} ({gap} ms, bound U = {U} ms)"
+                ));
+            }
+        }
+    }
+
+    /// Patience, when a claimed start begins: every host that already
+    /// served when the claim was decided must have been silent to the
+    /// claimer (no accepted answer) for the timeout by then — unless an
+    /// admin's start by hand explains it. Also counts the takeover towards
+    /// the faults active at the decision.
+    fn check_patience(&mut self, e: usize, claim: &Claim) {
+        let now = self.now;
+        for q in (0..self.hosts.len()).filter(|q| *q != e) {
+            let serving_before = self.hosts[q].service_up && self.up_since[q] < claim.at;
+            let admin = self
+                .last_admin_up
+                .is_some_and(|t| claim.at.saturating_sub(t) <= R);
+            let heard = claim.heard[q].filter(|d| claim.at - d < TIMEOUT);
+            if let (true, false, Some(d)) = (serving_before, admin, heard) {
+                self.violation(format!(
+                    "patience: t={now}: h{e} starts while h{q} serves (since t={}), having heard h{q} {} ms before it decided at t={} (timeout {TIMEOUT} ms)",
+                    self.up_since[q],
+                    claim.at - d,
+                    claim.at
+                ));
+            }
+        }
+        let kinds = if claim.kinds.is_empty() {
+            vec!["none".to_string()]
+        } else {
+            claim.kinds.iter().map(|k| format!("{k:?}")).collect()
+        };
+        for k in kinds {
+            *self.report.takeovers_by.entry(k).or_default() += 1;
+        }
+    }
+
+    /// An error answer is UNKNOWN: alive, its state hidden. It never times
+    /// out into FAIL, so no claim may be decided while a peer's last answer
+    /// was an error, unless the peer has been silent for the timeout since.
+    fn check_unknown_blocks(&mut self, e: usize) {
+        let now = self.now;
+        for p in (0..self.hosts.len()).filter(|p| *p != e) {
+            if let Some(at) = self.heard.last_error(e, p)
+                && now - at < TIMEOUT
+            {
+                self.violation(format!(
+                    "unknown: t={now}: h{e} claims the service although h{p} answered it with an error {} ms before",
+                    now - at
+                ));
+            }
+        }
     }
 
     fn violation(&mut self, what: String) {
