@@ -28,6 +28,23 @@ pub struct Timing {
     pub timeout: f64,
 }
 
+impl Timing {
+    /// failsh's per-call limit of a poll: half the interval, clamped to
+    /// 20 ms–2 s (the rule of `call_limit` in failsh's engine).
+    pub fn call_limit(&self) -> f64 {
+        (self.interval / 2.0).clamp(0.02, 2.0)
+    }
+
+    /// The availability bound U of docs/safety.md for this timing, in
+    /// seconds: up to an interval to the next poll, the timeout of silence,
+    /// and the call limit of the poll that decides and of the second look
+    /// after the claim. (The simulator adds its longest hook as slack for the
+    /// claim's writes; real processes get their own slack, see the chaos run.)
+    pub fn availability_bound(&self) -> f64 {
+        self.interval + self.timeout + 2.0 * self.call_limit()
+    }
+}
+
 /// One host of the cluster.
 pub struct Host {
     pub name: &'static str,

@@ -17,6 +17,7 @@ use anyhow::{Context, Result, bail};
 
 pub mod cluster;
 pub mod netns;
+pub mod outage;
 pub mod procstat;
 
 /// Path of a workspace binary, built once per test process (escargot runs
