@@ -486,30 +486,43 @@ pub fn journal(path: &Path) -> Vec<Entry> {
         .collect()
 }
 
-/// Periods in which two or more hosts were up at once, by the journal:
-/// `(start, end, hosts)`; an overlap still open at the end has end = ∞.
+/// The hosts up after each journal line, in time order: `(time, hosts)`.
 /// "up" is written before a service starts and "down" after it is gone, so
-/// the periods are conservative (never shorter than the real overlap).
-pub fn overlaps(entries: &[Entry]) -> Vec<(f64, f64, Vec<String>)> {
+/// a host counts as up from the moment it might be, until it surely is not.
+pub fn up_sets(entries: &[Entry]) -> Vec<(f64, Vec<String>)> {
     let mut sorted = entries.to_vec();
     sorted.sort_by(|a, b| a.at.total_cmp(&b.at));
     let mut up: Vec<String> = Vec::new();
+    sorted
+        .into_iter()
+        .map(|e| {
+            match e.event.as_str() {
+                "up" if !up.contains(&e.host) => up.push(e.host),
+                "down" => up.retain(|h| *h != e.host),
+                _ => {}
+            }
+            (e.at, up.clone())
+        })
+        .collect()
+}
+
+/// Periods in which two or more hosts were up at once, by the journal:
+/// `(start, end, hosts)`; an overlap still open at the end has end = ∞.
+/// The periods are conservative (never shorter than the real overlap), as
+/// [`up_sets`] says.
+pub fn overlaps(entries: &[Entry]) -> Vec<(f64, f64, Vec<String>)> {
     let mut out: Vec<(f64, f64, Vec<String>)> = Vec::new();
-    for e in sorted {
-        let before = up.len();
-        match e.event.as_str() {
-            "up" if !up.contains(&e.host) => up.push(e.host.clone()),
-            "down" => up.retain(|h| *h != e.host),
-            _ => {}
-        }
+    let mut before = 0;
+    for (at, up) in up_sets(entries) {
         if before < 2 && up.len() >= 2 {
-            out.push((e.at, f64::INFINITY, up.clone()));
+            out.push((at, f64::INFINITY, up.clone()));
         } else if before >= 2
             && up.len() < 2
             && let Some(last) = out.last_mut()
         {
-            last.1 = e.at;
+            last.1 = at;
         }
+        before = up.len();
     }
     out
 }

@@ -3,35 +3,28 @@
 
 use std::fmt;
 
-use crate::Entry;
+use crate::{Entry, up_sets};
 
 /// Periods `(start, end)` in which no host was up, by the journal, from the
 /// first start on (before it the service had not begun: the boot is not an
-/// outage); one still open at the end has end = ∞. "down" is written after
-/// a service is gone and "up" before it starts, so the periods are never
-/// shorter than the real ones.
+/// outage); one still open at the end has end = ∞. Never shorter than the
+/// real ones, as [`up_sets`] says.
 pub fn outages(entries: &[Entry]) -> Vec<(f64, f64)> {
-    let mut sorted = entries.to_vec();
-    sorted.sort_by(|a, b| a.at.total_cmp(&b.at));
-    let mut up: Vec<&str> = Vec::new();
-    let mut started = false;
     let mut out: Vec<(f64, f64)> = Vec::new();
-    for e in &sorted {
-        let before = up.len();
-        match e.event.as_str() {
-            "up" if !up.contains(&e.host.as_str()) => up.push(&e.host),
-            "down" => up.retain(|h| *h != e.host),
+    let mut before: Option<usize> = None; // None until the first start
+    for (at, up) in up_sets(entries) {
+        match before {
+            Some(b) if b > 0 && up.is_empty() => out.push((at, f64::INFINITY)),
+            Some(0) if !up.is_empty() => {
+                if let Some(last) = out.last_mut() {
+                    last.1 = at;
+                }
+            }
             _ => {}
         }
-        if before > 0 && up.is_empty() && started {
-            out.push((e.at, f64::INFINITY));
-        } else if before == 0
-            && !up.is_empty()
-            && let Some(last) = out.last_mut().filter(|o| o.1.is_infinite())
-        {
-            last.1 = e.at;
+        if before.is_some() || !up.is_empty() {
+            before = Some(up.len());
         }
-        started |= !up.is_empty();
     }
     out
 }
@@ -103,6 +96,9 @@ mod tests {
         ];
         assert_eq!(outages(&j), vec![(2.0, 3.5), (6.0, f64::INFINITY)]);
         assert_eq!(outages(&[e("a", "down", 0.5)]), vec![]);
+        // The same replay gives the overlaps.
+        let both = vec!["b".to_string(), "a".to_string()];
+        assert_eq!(crate::overlaps(&j), vec![(4.0, 4.5, both)]);
     }
 
     #[test]
