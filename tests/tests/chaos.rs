@@ -7,8 +7,9 @@
 //! each cycle exactly one host must serve again within the bound; the
 //! journal the hooks wrote must show two hosts up at once only in overlaps
 //! that began while a process was stopped, ending soon after it resumed;
-//! and each outage (no host up) that began while the serving host was dead
-//! or its faild frozen, with another host eligible to take over, must have
+//! and each outage (no host up) that began while the serving host was dead,
+//! its faild frozen or its record FAILed by an admin, with another host
+//! eligible to take over, must have
 //! ended within the availability bound U of docs/safety.md plus [`SLACK`].
 //! The spread of the outages is printed at the end of each run.
 //!
@@ -88,8 +89,9 @@ fn chaos(seed: u64, cluster: &[(&'static str, &str)], cycles: usize) {
     settle(&hosts, "the boot");
     let mut rng = Lcg(seed);
     let mut stopped: Vec<(f64, f64)> = Vec::new(); // windows in which a process was stopped
-    // Windows in which the serving host was dead or its faild frozen (no
-    // answer for its peers) while another host was eligible to take over.
+    // Windows in which the serving host was dead, its faild frozen (no
+    // answer for its peers) or its record FAIL, while another host was
+    // eligible to take over.
     let mut masterless: Vec<(f64, f64, &str)> = Vec::new();
     let mut boots = 0;
     for cycle in 0..cycles {
@@ -137,6 +139,7 @@ fn chaos(seed: u64, cluster: &[(&'static str, &str)], cycles: usize) {
                 }
             }
             _ => {
+                let from = now();
                 let o = hosts[up]
                     .faild
                     .failc(&["-c", "genesis", "-s", "FAIL", "--wait", "20", "toy"]);
@@ -147,6 +150,10 @@ fn chaos(seed: u64, cluster: &[(&'static str, &str)], cycles: usize) {
                     failover_tests::stderr(&o)
                 );
                 settle(&hosts, "an admin's FAIL");
+                // The record FAIL releases the peers (the simulator's rule).
+                if successor {
+                    masterless.push((from, now(), "failed by an admin"));
+                }
                 let o = hosts[up]
                     .faild
                     .failc(&["-c", "genesis", "-sRECOVER", "toy"]);
@@ -211,7 +218,7 @@ fn check_outages(
         .collect();
     let spread = |d: Vec<f64>| Spread::of(&d).map_or("no outages".into(), |s| s.to_string());
     println!(
-        "seed {seed}, {n} hosts: serving host dead or its faild frozen: {} (bound U {:.1} s + slack {SLACK:.1} s); all outages: {}",
+        "seed {seed}, {n} hosts: serving host dead, its faild frozen or FAILed: {} (bound U {:.1} s + slack {SLACK:.1} s); all outages: {}",
         spread(checked.iter().map(|(a, b, _)| b - a).collect()),
         TIMING.availability_bound(),
         spread(all.iter().map(|(a, b)| b - a).collect()),
