@@ -48,6 +48,21 @@ fn sweep_with(
     (failures, total)
 }
 
+/// Prints how many seeds the mutant (`label`) failed, and asserts that the
+/// simulator caught `what` it does — by the named invariant, when given.
+fn assert_caught(label: &str, what: &str, failures: &[String], invariant: Option<&str>) {
+    println!(
+        "{label} failed {} of {BUDGET} seeds; first: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    let caught = match invariant {
+        Some(name) => failures.iter().any(|f| f.contains(name)),
+        None => !failures.is_empty(),
+    };
+    assert!(caught, "the simulator did not catch {what}");
+}
+
 #[test]
 fn every_seed_of_the_budget_holds_safety_and_liveness() {
     for n in [2, 3, 4] {
@@ -110,14 +125,11 @@ fn ignores_slaves_before_start(s: &Situation<'_>) -> Decision {
 #[test]
 fn a_broken_rule_is_caught_within_the_budget() {
     let (failures, _) = sweep(2, BUDGET, ignores_slaves_before_start);
-    println!(
-        "the broken rule failed {} of {BUDGET} seeds; first: {:?}",
-        failures.len(),
-        failures.first()
-    );
-    assert!(
-        !failures.is_empty(),
-        "the simulator did not catch a master that starts beside an UP slave"
+    assert_caught(
+        "the broken rule",
+        "a master that starts beside an UP slave",
+        &failures,
+        None,
     );
 }
 
@@ -138,14 +150,11 @@ fn never_reclaims(s: &Situation<'_>) -> Decision {
 #[test]
 fn a_master_that_never_reclaims_is_caught_within_the_budget() {
     let (failures, _) = sweep(2, BUDGET, never_reclaims);
-    println!(
-        "never reclaiming failed {} of {BUDGET} seeds; first: {:?}",
-        failures.len(),
-        failures.first()
-    );
-    assert!(
-        failures.iter().any(|f| f.contains("hidden state")),
-        "the simulator did not catch clients left with a host that does not serve"
+    assert_caught(
+        "never reclaiming",
+        "clients left with a host that does not serve",
+        &failures,
+        Some("hidden state"),
     );
 }
 
@@ -163,14 +172,11 @@ fn never_fails_over(s: &Situation<'_>) -> Decision {
 #[test]
 fn a_slave_that_never_fails_over_is_caught_within_the_budget() {
     let (failures, _) = sweep(2, BUDGET, never_fails_over);
-    println!(
-        "never failing over failed {} of {BUDGET} seeds; first: {:?}",
-        failures.len(),
-        failures.first()
-    );
-    assert!(
-        failures.iter().any(|f| f.contains("availability")),
-        "the simulator did not catch a slave that never takes over from a silent master"
+    assert_caught(
+        "never failing over",
+        "a slave that never takes over from a silent master",
+        &failures,
+        Some("availability"),
     );
 }
 
@@ -188,14 +194,11 @@ fn impatient(s: &Situation<'_>) -> Decision {
 #[test]
 fn a_slave_that_starts_on_the_first_unanswered_poll_is_caught_within_the_budget() {
     let (failures, _) = sweep(2, BUDGET, impatient);
-    println!(
-        "the impatient slave failed {} of {BUDGET} seeds; first: {:?}",
-        failures.len(),
-        failures.first()
-    );
-    assert!(
-        failures.iter().any(|f| f.contains("patience")),
-        "the simulator did not catch a slave that starts without waiting out the timeout"
+    assert_caught(
+        "the impatient slave",
+        "a slave that starts without waiting out the timeout",
+        &failures,
+        Some("patience"),
     );
 }
 
@@ -225,14 +228,11 @@ fn error_as_fail(s: &Situation<'_>) -> Decision {
 #[test]
 fn an_error_answer_taken_as_fail_is_caught_within_the_budget() {
     let (failures, _) = sweep(2, BUDGET, error_as_fail);
-    println!(
-        "taking errors for FAIL failed {} of {BUDGET} seeds; first: {:?}",
-        failures.len(),
-        failures.first()
-    );
-    assert!(
-        failures.iter().any(|f| f.contains("unknown")),
-        "the simulator did not catch a host that starts beside a peer answering with errors"
+    assert_caught(
+        "taking errors for FAIL",
+        "a host that starts beside a peer answering with errors",
+        &failures,
+        Some("unknown"),
     );
 }
 
@@ -260,55 +260,43 @@ fn ignores_slave_up(s: &Situation<'_>) -> Decision {
 #[test]
 fn a_slave_up_ignored_is_caught_within_the_budget() {
     let (failures, _) = sweep(2, BUDGET, ignores_slave_up);
-    println!(
-        "ignoring a slave's UP failed {} of {BUDGET} seeds; first: {:?}",
-        failures.len(),
-        failures.first()
-    );
-    assert!(
-        !failures.is_empty(),
-        "the simulator did not catch a master that ignores its slave's UP"
+    assert_caught(
+        "ignoring a slave's UP",
+        "a master that ignores its slave's UP",
+        &failures,
+        None,
     );
 }
 
 #[test]
 fn a_claim_without_the_second_look_is_caught_within_the_budget() {
     let (failures, _) = sweep_with(2, BUDGET, decide, Driver::NoSecondLook);
-    println!(
-        "skipping the second look failed {} of {BUDGET} seeds; first: {:?}",
-        failures.len(),
-        failures.first()
-    );
-    assert!(
-        !failures.is_empty(),
-        "the simulator did not catch a claim that starts without a last look at the peers"
+    assert_caught(
+        "skipping the second look",
+        "a claim that starts without a last look at the peers",
+        &failures,
+        None,
     );
 }
 
 #[test]
 fn a_failed_stop_taken_as_stopped_is_caught_within_the_budget() {
     let (failures, _) = sweep_with(2, BUDGET, decide, Driver::StopFailureAsSuccess);
-    println!(
-        "taking a failed stop for a stop failed {} of {BUDGET} seeds; first: {:?}",
-        failures.len(),
-        failures.first()
-    );
-    assert!(
-        !failures.is_empty(),
-        "the simulator did not catch a service released while its stop had failed"
+    assert_caught(
+        "taking a failed stop for a stop",
+        "a service released while its stop had failed",
+        &failures,
+        None,
     );
 }
 
 #[test]
 fn a_refused_claim_taken_as_landed_is_caught_within_the_budget() {
     let (failures, _) = sweep_with(2, BUDGET, decide, Driver::ClaimRefusalAsSuccess);
-    println!(
-        "taking a refused claim as landed failed {} of {BUDGET} seeds; first: {:?}",
-        failures.len(),
-        failures.first()
-    );
-    assert!(
-        !failures.is_empty(),
-        "the simulator did not catch a service started without its claim"
+    assert_caught(
+        "taking a refused claim as landed",
+        "a service started without its claim",
+        &failures,
+        None,
     );
 }
