@@ -441,7 +441,7 @@ async fn the_right_community_waiting_behind_guessers_is_not_pushed_out() {
     let debug = SocketAddr::new(failsh.addr, DEBUG_PORT);
     // 24 wrong communities (3 per address, within the per-address limit
     // that applies off the loopback): compared 8 a second, so the right
-    // one, sent after them, waits about 3 s for its token.
+    // one, sent after them, waits one to three seconds for its token.
     let mut guessers = Vec::new();
     for (i, from) in sources(98, 8).into_iter().cycle().take(24).enumerate() {
         let mut s = connect_from(from, debug).await.unwrap();
@@ -485,7 +485,10 @@ async fn the_right_community_waiting_behind_guessers_is_not_pushed_out() {
         failsh.log()
     );
     assert!(opened > 100, "the flood opened only {opened} connections");
-    // It did wait its turn (16 guesses before it take 2 s of tokens).
-    assert!(took > Duration::from_millis(1500), "{took:?}");
+    // It did wait its turn behind at least one round of guesses (8 tokens,
+    // each held for the 1 s penalty). How many of the 24 were queued ahead
+    // of it is the scheduler's choice (CI saw both 1 s and 2 s), so only
+    // the first round is required; a loaded machine can only make it later.
+    assert!(took > Duration::from_millis(900), "{took:?}");
     drop(guessers);
 }
