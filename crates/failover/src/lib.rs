@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod community;
 pub mod decide;
+pub mod look;
 pub mod machine;
 pub mod monitor;
 pub mod names;

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::decide::{Action, Decision, PeerView, Situation, decide};
+use crate::look::{self, PollKind, Wait};
 use crate::{Record, State};
 
 /// The hooks a service may have.
@@ -244,6 +245,29 @@ impl Machine {
         self.peers
             .retain(|h, _| params.masters.contains(h) || params.slaves.contains(h));
         self.params = params;
+    }
+
+    /// How long a poll of `kind` starting at `start` waits for each peer,
+    /// masters then slaves (see [`look`](crate::look)).
+    pub fn waits(&self, start: Duration, call_limit: Duration, kind: PollKind) -> Vec<Wait> {
+        let since: Vec<Option<Duration>> = self
+            .params
+            .masters
+            .iter()
+            .chain(&self.params.slaves)
+            .map(|h| self.peers.get(h).and_then(|p| p.silent_since))
+            .collect();
+        look::waits(&since, self.params.timeout, start, call_limit, kind)
+    }
+
+    /// When the next deciding poll is due: the first moment after `after`
+    /// at which a silent peer's INDOUBT reaches the timeout.
+    pub fn next_expiry(&self, after: Duration) -> Option<Duration> {
+        look::next_expiry(
+            self.peers.values().filter_map(|p| p.silent_since),
+            self.params.timeout,
+            after,
+        )
     }
 
     /// Whether a poll may be fed: no command is outstanding.

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use failover::State;
 use failover::decide::PeerView;
+use failover::look::{PollKind, Wait};
 use failover::machine::{
-    Command, HookKind, HookResult, LocalAnswer, Machine, Note, Params, PeerAnswer,
+    Command, HookKind, HookResult, LocalAnswer, Machine, Note, Params, PeerAnswer, Step,
 };
 use failover::monitor::{
     self, HookRun, HookStats, HostStatus, PeerStatus, Reason, ServiceStatus, Snapshot,
@@ -299,16 +300,42 @@ impl Engine {
                 _ => return, // removed by a reload
             };
             // Ticks are aligned to multiples of the interval, so services on
-            // the same interval poll together and share one GET per peer.
+            // the same interval poll together and share one GET per peer. A
+            // silent peer's expiry between two ticks is a poll of its own:
+            // the one that decides at the detection limit.
             let now = self.epoch.elapsed();
             let i = cfg.interval.as_nanos().max(1);
-            let next = Duration::from_nanos(((now.as_nanos() / i + 1) * i) as u64);
+            let tick = Duration::from_nanos(((now.as_nanos() / i + 1) * i) as u64);
+            let (next, kind) = match lock(&slot.machine).next_expiry(now) {
+                Some(expiry) if expiry < tick => (expiry, PollKind::Expiry),
+                _ => (tick, PollKind::Tick),
+            };
             tokio::select! {
                 _ = slot.stop.cancelled() => return,
                 _ = tokio::time::sleep(next - now) => {}
             }
-            self.tick(&name, &cfg, &current, &slot, next).await;
+            self.tick(&name, &cfg, &current, &slot, kind).await;
         }
+    }
+
+    /// Polls the local faild and the peers, and feeds the answers to the
+    /// machine as of the moment the last of them came in (or its wait
+    /// ended): an answer is never taken for newer than it is, so silences
+    /// are never counted short.
+    async fn look(
+        &self,
+        name: &str,
+        cfg: &ServiceConfig,
+        current: &Current,
+        machine: &Mutex<Machine>,
+        kind: PollKind,
+    ) -> Step {
+        let limit = call_limit(cfg.interval);
+        let start = self.epoch.elapsed();
+        let waits = lock(machine).waits(start, limit, kind);
+        let (local, peers) = poll(name, cfg, current, limit, &waits).await;
+        let now = self.epoch.elapsed();
+        lock(machine).on_poll(now, local, &peers)
     }
 
     async fn tick(
@@ -317,18 +344,11 @@ impl Engine {
         cfg: &ServiceConfig,
         current: &Current,
         slot: &Slot,
-        now: Duration,
+        kind: PollKind,
     ) {
         let machine = &*slot.machine;
-        // `now` is the tick's aligned time, not the clock after waking up:
-        // INDOUBT durations then add up to exact multiples of the interval,
-        // whatever the wake-up and poll latencies.
         let limit = call_limit(cfg.interval);
-        let (local, peers) = poll(name, cfg, current, limit).await;
-        let mut step = machine
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .on_poll(now, local, &peers);
+        let mut step = self.look(name, cfg, current, machine, kind).await;
         loop {
             for note in &step.notes {
                 match note {
@@ -377,12 +397,8 @@ impl Engine {
                         .on_hook(hook_result(result))
                 }
                 Command::Poll => {
-                    let (local, peers) = poll(name, cfg, current, limit).await;
-                    let now = self.epoch.elapsed();
-                    machine
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .on_poll(now, local, &peers)
+                    self.look(name, cfg, current, machine, PollKind::SecondLook)
+                        .await
                 }
             };
         }
@@ -553,22 +569,40 @@ fn record_hook(
 }
 
 /// Asks the local faild and every master and slave for `name`, at once.
+/// The local record (asked with `limit`) and each peer's answer (asked as
+/// `waits` says, in the order of the masters and slaves).
 async fn poll(
     name: &str,
     cfg: &ServiceConfig,
     current: &Current,
     limit: Duration,
+    waits: &[Wait],
 ) -> (LocalAnswer, Vec<(String, PeerAnswer)>) {
     let hosts: Vec<&str> = std::iter::once(LOCALHOST)
         .chain(cfg.masters.iter().chain(&cfg.slaves).map(String::as_str))
         .collect();
+    let local = Wait { limit, hold: false };
     let mut polls = JoinSet::new();
-    for (i, host) in hosts.iter().enumerate() {
+    for (i, (host, wait)) in hosts
+        .iter()
+        .zip(std::iter::once(&local).chain(waits))
+        .enumerate()
+    {
         let Some(poller) = current.pollers.get(*host).cloned() else {
             continue; // cannot happen: the config defines every host it names
         };
         let service = name.to_string();
-        polls.spawn(async move { (i, poller.get(&service, limit).await) });
+        let wait = *wait;
+        polls.spawn(async move {
+            let until = tokio::time::Instant::now() + wait.limit;
+            let answer = poller.get(&service, wait.limit).await;
+            // A wait that ends at the peer's expiry ends there even when
+            // nothing (or a refusal) came back sooner.
+            if wait.hold && matches!(answer, Err(CallError::NoAnswer(_))) {
+                tokio::time::sleep_until(until).await;
+            }
+            (i, answer)
+        });
     }
     let mut answers: Vec<Option<Result<failover::Record, CallError>>> = vec![None; hosts.len()];
     for (i, answer) in polls.join_all().await {

@@ -73,6 +73,15 @@ impl Heard {
         self.last[listener][peer].map(|a| a.at)
     }
 
+    /// When `peer` last answered `listener`, if it has been silent since
+    /// (missing from the last round, or not heard for longer than a round
+    /// takes).
+    pub fn silent_since(&self, listener: usize, peer: usize, now: u64) -> Option<u64> {
+        self.last[listener][peer]
+            .filter(|a| now - a.at > FRESH || self.missed(listener, *a))
+            .map(|a| a.at)
+    }
+
     /// Since when `peer` no longer keeps `listener` from starting, as far as
     /// the network goes: its answers in every round do not block (since the
     /// first of them), or it has been silent since its last answer (missing
@@ -82,7 +91,7 @@ impl Heard {
     pub fn releases_from(&self, listener: usize, peer: usize, now: u64) -> Option<u64> {
         match self.last[listener][peer] {
             None => Some(0),
-            Some(a) if now - a.at > FRESH || self.missed(listener, a) => Some(a.at),
+            Some(a) if self.silent_since(listener, peer, now).is_some() => Some(a.at),
             Some(a) if a.blocking => None,
             Some(_) => Some(self.clear_since[listener][peer]),
         }

@@ -50,7 +50,7 @@ fn main() -> std::process::ExitCode {
         let mut faults: BTreeMap<String, u64> = BTreeMap::new();
         let (mut overlapping, mut reclaims, mut takeovers, mut events, mut settle, mut checks) =
             (0, 0, 0, 0, 0, 0);
-        let (mut gap, mut errors) = (0, 0);
+        let (mut gap, mut prompt, mut errors) = (0, 0, 0);
         let mut takeovers_by: BTreeMap<String, u64> = BTreeMap::new();
         for seed in args.from..args.from + args.seeds {
             let r = run(seed, n, decide, false);
@@ -64,6 +64,7 @@ fn main() -> std::process::ExitCode {
             events += r.events;
             settle = settle.max(r.settle_ms);
             gap = gap.max(r.gap_ms);
+            prompt = prompt.max(r.prompt_gap_ms);
             errors += r.error_answers;
             for (k, v) in &r.takeovers_by {
                 *takeovers_by.entry(k.clone()).or_default() += v;
@@ -77,9 +78,10 @@ fn main() -> std::process::ExitCode {
             }
         }
         println!(
-            "{n} hosts: {} seeds, {events} events; faults {faults:?}, {overlapping} overlapping; {reclaims} reclaims, {takeovers} start hooks, {checks} failed checks, {errors} error answers; settled at most {settle} ms after the last fault; longest service gap {gap} ms (U = {} ms); takeovers by the faults active at the claim {takeovers_by:?}",
+            "{n} hosts: {} seeds, {events} events; faults {faults:?}, {overlapping} overlapping; {reclaims} reclaims, {takeovers} start hooks, {checks} failed checks, {errors} error answers; settled at most {settle} ms after the last fault; longest service gap {gap} ms (U = {} ms), {prompt} ms at the detection limit (P = {} ms); takeovers by the faults active at the claim {takeovers_by:?}",
             args.seeds,
-            failover_sim::world::U
+            failover_sim::world::U,
+            failover_sim::world::P
         );
     }
     println!(

@@ -8,6 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use failover::State;
 use failover::community::Rules;
 
+use failover::look::PollKind;
 use failover::machine::{
     Command, Decider, HookKind, HookResult, LocalAnswer, Machine, Params, PeerAnswer, Step,
 };
@@ -21,15 +22,23 @@ use crate::rng::Rng;
 pub const SERVICE: &str = "svc";
 /// Times in milliseconds.
 pub const INTERVAL: u64 = 1_000;
-pub const TIMEOUT: u64 = 3 * INTERVAL;
+/// Not a multiple of the interval: a silent peer's expiry then falls
+/// between two ticks, so the deciding poll at the expiry is exercised (with
+/// a multiple it lands just after a tick, whose wait covers it; late
+/// answers make both paths happen either way).
+pub const TIMEOUT: u64 = 2_750;
 /// failsh's per-call limit: half the interval.
 pub const CALL_LIMIT: u64 = INTERVAL / 2;
+/// failsh's last look at a peer already silent for the timeout.
+pub const LAST_LOOK: u64 = failover::look::LAST_LOOK.as_millis() as u64;
 /// Longest a simulated hook runs.
 pub const HOOK_MAX: u64 = 300;
 /// Faults start within this window.
 pub const FAULT_WINDOW: (u64, u64) = (2_000, 40_000);
 /// Longest fault.
 pub const FAULT_MAX: u64 = 10_000;
+/// Longest extra delay of a message under a Delay fault.
+pub const FAULT_DELAY_MAX: u64 = 800;
 /// Longest reboot.
 pub const REBOOT_MAX: u64 = 5_000;
 /// S1: an overlap must have ended this long after the two hosts can talk
@@ -44,11 +53,20 @@ pub const GRACE: u64 = 2 * INTERVAL;
 pub const L: u64 = TIMEOUT + 4 * INTERVAL + 2 * HOOK_MAX;
 /// Availability: no host may be left without the service for this long
 /// while an eligible host has had nothing from its peers that keeps it from
-/// starting (derivation in `docs/safety.md`): up to an interval to the next
-/// poll, the timeout of silence, the call limit of the poll that decides
-/// and of the second look after the claim; a hook's time as slack for the
-/// claim's writes (no hook runs before the start hook begins the service).
-pub const U: u64 = TIMEOUT + INTERVAL + 2 * CALL_LIMIT + HOOK_MAX;
+/// starting (derivation in `docs/safety.md`): a call limit from a peer's
+/// last answer to the end of the poll that took it in (whence its silence
+/// counts), the timeout of silence, the deciding poll and the second look
+/// after the claim (each up to a call limit while other answers are slow);
+/// a hook's time as slack for the claim's writes (no hook runs before the
+/// start hook begins the service).
+pub const U: u64 = TIMEOUT + 3 * CALL_LIMIT + HOOK_MAX;
+/// Failover at the detection limit: when the last thing keeping an
+/// eligible host from starting is a peer's silence, and no answer was slow
+/// or lost meanwhile, the start begins within this long of the silent
+/// peer's last answer: the call limit until that answer's poll ended, the
+/// timeout, a last look in the deciding poll and in the second look, and
+/// the network's and the claim's milliseconds.
+pub const P: u64 = TIMEOUT + CALL_LIMIT + 2 * LAST_LOOK + 20;
 /// The end of a run.
 pub const END: u64 = FAULT_WINDOW.1 + FAULT_MAX + REBOOT_MAX + L + INTERVAL;
 
@@ -67,6 +85,9 @@ pub enum Driver {
     /// The second look after a claim is answered with the answers of the
     /// poll that decided: no second look.
     NoSecondLook,
+    /// No deciding poll at a silent peer's expiry: the next tick decides
+    /// (failsh before issue 11).
+    NoExpiryPoll,
 }
 
 /// What the nemesis does.
@@ -125,6 +146,11 @@ enum Answer {
 #[derive(Debug, Clone)]
 enum Event {
     Tick {
+        h: usize,
+        inc: u64,
+    },
+    /// A silent peer's INDOUBT reaches the timeout: the deciding poll.
+    Expiry {
         h: usize,
         inc: u64,
     },
@@ -190,6 +216,8 @@ struct Round {
     id: u64,
     at: u64,
     answers: Vec<Option<Answer>>,
+    /// Per slot, when failsh stops waiting for it.
+    until: Vec<u64>,
 }
 
 struct Host {
@@ -210,6 +238,8 @@ struct Host {
     crashed: bool,
     /// The service here is broken: its check fails.
     sick: bool,
+    /// When the current failsh incarnation started.
+    failsh_since: u64,
     /// The last poll's answers (kept only for [`Driver::NoSecondLook`]).
     last_poll: Option<PollAnswers>,
 }
@@ -249,6 +279,9 @@ pub struct Report {
     /// The longest time no host served while an eligible host had nothing
     /// keeping it from starting (checked against [`U`]).
     pub gap_ms: u64,
+    /// The longest such time when only a silent peer kept a host from
+    /// starting (checked against [`P`]).
+    pub prompt_gap_ms: u64,
     /// Start hooks after a claim, by the kinds of fault active when the
     /// claim was decided ("none": no fault active).
     pub takeovers_by: BTreeMap<String, u64>,
@@ -289,6 +322,13 @@ struct World {
     claims: Vec<Option<Claim>>,
     /// Per host: since when its service has run.
     up_since: Vec<u64>,
+    /// The last time answers could be slow or lost (a Delay or Loss fault
+    /// active): the detection-limit check needs a network without either.
+    last_noisy: Option<u64>,
+    /// When faults began or ended and hosts booted, with whether it was a
+    /// beginning: the detection-limit check wants the silence to be the
+    /// last thing that happened.
+    edges: Vec<(u64, bool)>,
     report: Report,
     trace: bool,
 }
@@ -347,6 +387,7 @@ pub fn run_with(seed: u64, n: usize, decider: Decider, driver: Driver, trace: bo
                 stop_failures: 0,
                 crashed: false,
                 sick: false,
+                failsh_since: 0,
                 last_poll: None,
             })
             .collect(),
@@ -366,6 +407,8 @@ pub fn run_with(seed: u64, n: usize, decider: Decider, driver: Driver, trace: bo
         gap_reported: None,
         claims: vec![None; n],
         up_since: vec![0; n],
+        last_noisy: None,
+        edges: Vec::new(),
         report: Report::default(),
         trace,
     };
@@ -415,6 +458,7 @@ impl World {
     /// service registered FAIL then RECOVER, failsh started.
     fn boot(&mut self, h: usize) {
         let now = self.now;
+        self.edges.push((now, false));
         // Quiet only once the last reboot is over.
         self.quiet_from = self.quiet_from.max(now);
         let host = &mut self.hosts[h];
@@ -434,6 +478,7 @@ impl World {
         let n = self.hosts.len();
         let host = &mut self.hosts[h];
         host.failsh_up = true;
+        host.failsh_since = self.now;
         host.frozen = false;
         host.deferred.clear();
         host.inc += 1;
@@ -516,7 +561,7 @@ impl World {
             return None;
         }
         let extra = if from != to && self.active(FaultKind::Delay) {
-            self.rng.range(50, 800)
+            self.rng.range(50, FAULT_DELAY_MAX)
         } else {
             0
         };
@@ -640,7 +685,19 @@ impl World {
                 if busy {
                     return;
                 }
-                self.start_round(h);
+                self.start_round(h, PollKind::Tick);
+            }
+            Event::Expiry { h, inc } => {
+                let host = &self.hosts[h];
+                let due = Duration::from_millis(self.now);
+                let still = host.machine.next_expiry(due - Duration::from_millis(1)) == Some(due);
+                let busy = host.frozen
+                    || host.round.is_some()
+                    || host.op.is_some()
+                    || !host.machine.idle();
+                if inc == host.inc && host.failsh_up && still && !busy {
+                    self.start_round(h, PollKind::Expiry);
+                }
             }
             Event::PollArrive {
                 from,
@@ -772,7 +829,12 @@ impl World {
                 answer,
                 ..
             } => {
-                if self.hosts[h].round.as_ref().is_none_or(|r| r.id != round) {
+                // An answer after its wait is no answer.
+                if self.hosts[h]
+                    .round
+                    .as_ref()
+                    .is_none_or(|r| r.id != round || r.until[slot] < self.now)
+                {
                     return;
                 }
                 if peer != h {
@@ -796,13 +858,14 @@ impl World {
                 }
                 let r = self.hosts[h].round.as_mut().expect("matched above");
                 r.answers[slot] = Some(answer);
-                if r.answers.iter().any(Option::is_none) {
+                if !self.round_over(h) {
                     return;
                 }
                 self.finish_round(h)
             }
             Event::RoundDeadline { round, .. } => {
-                if self.hosts[h].round.as_ref().is_none_or(|r| r.id != round) {
+                if self.hosts[h].round.as_ref().is_none_or(|r| r.id != round) || !self.round_over(h)
+                {
                     return;
                 }
                 self.finish_round(h)
@@ -852,17 +915,38 @@ impl World {
         self.follow(h, step);
     }
 
-    /// failsh polls its local faild and every peer.
-    fn start_round(&mut self, h: usize) {
+    /// failsh polls its local faild and every peer, waiting for each as
+    /// long as [`failover::look`] says for a poll of `kind`.
+    fn start_round(&mut self, h: usize, kind: PollKind) {
         let n = self.hosts.len();
         let round = self.id();
         let targets: Vec<usize> = std::iter::once(h)
             .chain((0..n).filter(|t| *t != h))
             .collect();
+        let start = Duration::from_millis(self.now);
+        let limit = Duration::from_millis(CALL_LIMIT);
+        // The local faild first, then the peers: masters, then slaves.
+        let until: Vec<u64> = std::iter::once(limit)
+            .chain(
+                self.hosts[h]
+                    .machine
+                    .waits(start, limit, kind)
+                    .into_iter()
+                    .map(|w| w.limit),
+            )
+            .map(|wait| self.now + wait.as_millis() as u64)
+            .collect();
+        let mut deadlines = until.clone();
+        deadlines.sort();
+        deadlines.dedup();
+        for t in deadlines {
+            self.at(t, Event::RoundDeadline { h, round });
+        }
         self.hosts[h].round = Some(Round {
             id: round,
             at: self.now,
             answers: vec![None; targets.len()],
+            until,
         });
         for (slot, to) in targets.into_iter().enumerate() {
             if let Some(d) = self.deliver(h, to) {
@@ -877,7 +961,34 @@ impl World {
                 );
             }
         }
-        self.at(self.now + CALL_LIMIT, Event::RoundDeadline { h, round });
+    }
+
+    /// Whether every slot of `h`'s open round has its answer or is past its
+    /// wait.
+    fn round_over(&self, h: usize) -> bool {
+        self.hosts[h].round.as_ref().is_some_and(|r| {
+            r.answers
+                .iter()
+                .zip(&r.until)
+                .all(|(a, until)| a.is_some() || *until <= self.now)
+        })
+    }
+
+    /// Wakes `h`'s failsh at its next silent peer's expiry if that comes
+    /// before its next tick (the engine's loop does the same).
+    fn schedule_expiry(&mut self, h: usize) {
+        let host = &self.hosts[h];
+        if self.driver == Driver::NoExpiryPoll || host.round.is_some() || !host.machine.idle() {
+            return;
+        }
+        let tick = (self.now / INTERVAL + 1) * INTERVAL; // as start_failsh aligns them
+        if let Some(expiry) = host.machine.next_expiry(Duration::from_millis(self.now)) {
+            let at = expiry.as_millis() as u64;
+            if at < tick {
+                let inc = host.inc;
+                self.at(at, Event::Expiry { h, inc });
+            }
+        }
     }
 
     fn finish_round(&mut self, h: usize) -> Step {
@@ -904,7 +1015,8 @@ impl World {
                 (name(t), a)
             })
             .collect();
-        let at = Duration::from_millis(round.at);
+        // As of the moment the round ended (failsh's engine does the same).
+        let at = Duration::from_millis(self.now);
         if self.driver == Driver::NoSecondLook {
             self.hosts[h].last_poll = Some((at, local.clone(), peers.clone()));
         }
@@ -920,6 +1032,7 @@ impl World {
             }
         }
         let Some(command) = step.command else {
+            self.schedule_expiry(h);
             return;
         };
         let op = self.id();
@@ -933,7 +1046,7 @@ impl World {
                     let step = self.hosts[h].machine.on_poll(at, local, &peers);
                     return self.follow(h, step);
                 }
-                self.start_round(h);
+                self.start_round(h, PollKind::SecondLook);
             }
             Command::Write(_) | Command::Claim | Command::Adopt => {
                 // A claim given back (or any other write) ends it.
@@ -1026,6 +1139,11 @@ impl World {
         if start && self.faults.iter().any(|f| f.active) {
             self.report.overlapping += 1;
         }
+        self.edges.push((self.now, start));
+        if matches!(kind, FaultKind::Delay | FaultKind::Loss) {
+            // A message sent just before the end may still be on its way.
+            self.last_noisy = Some(self.now + FAULT_DELAY_MAX);
+        }
         self.faults[id].active = start;
         let crashed = self.hosts[target].crashed;
         match (kind, start) {
@@ -1114,6 +1232,9 @@ impl World {
     /// S1, checked after every event.
     fn check(&mut self) {
         let n = self.hosts.len();
+        if self.active(FaultKind::Delay) || self.active(FaultKind::Loss) {
+            self.last_noisy = Some(self.now);
+        }
         let up: Vec<bool> = self.hosts.iter().map(|h| h.service_up).collect();
         if up != self.prev_up {
             self.last_change = self.now;
@@ -1228,7 +1349,44 @@ impl World {
                     "availability: t={now}: no host serves since t={nobody}, and h{e} has been free to start since t={since} ({gap} ms, bound U = {U} ms)"
                 ));
             }
+            if !self.at_detection_limit(e, since) {
+                continue;
+            }
+            self.report.prompt_gap_ms = self.report.prompt_gap_ms.max(gap);
+            if gap >= P && self.gap_reported != Some(nobody) {
+                self.gap_reported = Some(nobody);
+                self.violation(format!(
+                    "detection limit: t={now}: no host serves since t={nobody}, and h{e} was kept from starting only by a peer silent since t={since} ({gap} ms, bound P = {P} ms)"
+                ));
+            }
         }
+    }
+
+    /// Whether `e`'s start is due at the detection limit: what it waits for
+    /// since `since` is a peer's silence (its last answer at `since`) that
+    /// `e`'s current failsh heard begin, no answer could be slow or lost
+    /// since the poll before it, and nothing happened since but the fault
+    /// that silenced the peer (another peer falling silent meanwhile holds
+    /// the deciding poll for a call limit, as it must).
+    fn at_detection_limit(&self, e: usize, since: u64) -> bool {
+        let mut edges = self
+            .edges
+            .iter()
+            .rev()
+            .take_while(|(t, _)| t + CALL_LIMIT > since);
+        let quiet = match (edges.next(), edges.next()) {
+            (None, _) => true,
+            (Some((_, start)), None) => *start,
+            _ => false,
+        };
+        let silent = (0..self.hosts.len())
+            .filter(|p| *p != e)
+            .filter_map(|p| self.heard.silent_since(e, p, self.now))
+            .max();
+        quiet
+            && silent == Some(since)
+            && self.hosts[e].failsh_since <= since
+            && self.last_noisy.is_none_or(|t| t + CALL_LIMIT < since)
     }
 
     /// Patience, when a claimed start begins: every host that already

@@ -44,6 +44,7 @@ fn sweep_with(
         total.error_answers += r.error_answers;
         total.settle_ms = total.settle_ms.max(r.settle_ms);
         total.gap_ms = total.gap_ms.max(r.gap_ms);
+        total.prompt_gap_ms = total.prompt_gap_ms.max(r.prompt_gap_ms);
     }
     (failures, total)
 }
@@ -68,7 +69,7 @@ fn every_seed_of_the_budget_holds_safety_and_liveness() {
     for n in [2, 3, 4] {
         let (failures, total) = sweep(n, BUDGET, decide);
         println!(
-            "{n} hosts, {BUDGET} seeds: faults {:?}, {} overlapping, {} reclaims, {} start hooks, {} failed checks, {} error answers, settled within {} ms, longest service gap {} ms; takeovers by the faults active at the claim {:?}",
+            "{n} hosts, {BUDGET} seeds: faults {:?}, {} overlapping, {} reclaims, {} start hooks, {} failed checks, {} error answers, settled within {} ms, longest service gap {} ms (at the detection limit {} ms); takeovers by the faults active at the claim {:?}",
             total.faults,
             total.overlapping,
             total.reclaims,
@@ -77,6 +78,7 @@ fn every_seed_of_the_budget_holds_safety_and_liveness() {
             total.error_answers,
             total.settle_ms,
             total.gap_ms,
+            total.prompt_gap_ms,
             total.takeovers_by
         );
         assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -101,6 +103,11 @@ fn every_seed_of_the_budget_holds_safety_and_liveness() {
             total.failed_checks > BUDGET / 10,
             "broken services are found by their checks: {}",
             total.failed_checks
+        );
+        assert!(
+            total.prompt_gap_ms > failover_sim::world::TIMEOUT,
+            "takeovers at the detection limit happen and are measured: {} ms",
+            total.prompt_gap_ms
         );
         assert!(
             total.error_answers > BUDGET,
@@ -298,5 +305,16 @@ fn a_refused_claim_taken_as_landed_is_caught_within_the_budget() {
         "a service started without its claim",
         &failures,
         None,
+    );
+}
+
+#[test]
+fn deciding_at_the_next_tick_instead_of_the_expiry_is_caught_within_the_budget() {
+    let (failures, _) = sweep_with(2, BUDGET, decide, Driver::NoExpiryPoll);
+    assert_caught(
+        "no deciding poll at the expiry",
+        "a failover that waits for the next tick after the timeout",
+        &failures,
+        Some("detection limit"),
     );
 }
