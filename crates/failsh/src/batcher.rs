@@ -127,7 +127,9 @@ async fn run(
         let left = deadline.map_or(GATHER, |d| {
             d.saturating_duration_since(tokio::time::Instant::now())
         });
-        let limit = left.saturating_sub((left / 10).max(MARGIN));
+        // (A short ask — the last look at a long-silent peer — keeps three
+        // quarters of its time for the call.)
+        let limit = left.saturating_sub((left / 10).max(MARGIN).min(left / 4));
         let mut names: Vec<String> = asks.iter().map(|a| a.service.clone()).collect();
         names.sort();
         names.dedup();
@@ -159,5 +161,63 @@ async fn run(
             let _ = ask.reply.send(answer);
         }
         answers.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! A fake faild on 127.0.0.1 that answers after 3 ms.
+
+    use super::*;
+    use crate::config::Protocol;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    /// The last look at a long-silent peer is short (10 ms): the call must
+    /// still get most of it, or a peer that answers within it is never seen
+    /// and counts as FAIL. (Twenty tries, so that a loaded machine missing
+    /// a few windows does not fail the test; before the fix the call had
+    /// under a millisecond, and missed every one.)
+    #[tokio::test]
+    async fn a_short_ask_still_gives_the_call_most_of_its_time() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut s = BufReader::new(s);
+                    let mut line = String::new();
+                    while s.read_line(&mut line).await.is_ok_and(|n| n > 0) {
+                        let id = line.split(' ').nth(1).unwrap_or("0").to_string();
+                        tokio::time::sleep(Duration::from_millis(3)).await;
+                        let reply = format!("FAIL/1 {id} ERR DENIED not for you\n");
+                        if s.get_mut().write_all(reply.as_bytes()).await.is_err() {
+                            break;
+                        }
+                        line.clear();
+                    }
+                });
+            }
+        });
+        let host = HostConfig {
+            name: "peer".into(),
+            address: "127.0.0.1".into(),
+            port: addr.port(),
+            protocol: Protocol::Tcp,
+            community: "public".into(),
+            key_file: None,
+            key_id: None,
+            key: None,
+        };
+        let poller = Poller::spawn(host, Ok(vec![addr]), Arc::default());
+        let mut answered = 0;
+        for _ in 0..20 {
+            let got = poller.get("vip", failover::look::LAST_LOOK).await;
+            answered += usize::from(matches!(got, Err(CallError::Refused(_))));
+        }
+        assert!(
+            answered > 0,
+            "no ask of {:?} got its answer",
+            failover::look::LAST_LOOK
+        );
     }
 }
