@@ -1005,6 +1005,58 @@ mod tests {
         assert!(!m.status(secs(5.1)).running);
     }
 
+    /// The deciding poll is due at the silent peer's expiry (its last
+    /// answer plus the timeout), and that poll's last look is short; a
+    /// peer that answers again has no expiry.
+    #[test]
+    fn the_deciding_poll_is_due_at_the_expiry_of_the_silence() {
+        use crate::look::{LAST_LOOK, PollKind};
+        let limit = secs(0.5);
+        let mut m = Machine::new(params(&["lukretia"], &["macbeth"], false));
+        let quiet = rec(State::Recover, false, None);
+        m.on_poll(
+            secs(0.01),
+            quiet.clone(),
+            &[peer("lukretia", State::Up), peer("macbeth", State::Recover)],
+        );
+        assert_eq!(m.next_expiry(secs(0.01)), None, "nobody is silent");
+        m.on_poll(
+            secs(1.5),
+            quiet.clone(),
+            &[silent("lukretia"), peer("macbeth", State::Recover)],
+        );
+        let expiry = secs(0.01) + TIMEOUT;
+        assert_eq!(m.next_expiry(secs(1.5)), Some(expiry));
+        assert_eq!(m.next_expiry(expiry), None, "only expiries still ahead");
+        // A tick whose wait reaches the expiry ends there.
+        let w = m.waits(expiry - secs(0.2), limit, PollKind::Tick);
+        assert_eq!((w[0].limit, w[0].hold), (secs(0.2), true));
+        assert_eq!(w[1].limit, limit, "the slave that answers");
+        // At the expiry: a last look, and the start is claimed.
+        let w = m.waits(expiry, limit, PollKind::Expiry);
+        assert_eq!(w[0].limit, LAST_LOOK);
+        let step = m.on_poll(
+            expiry + LAST_LOOK,
+            quiet,
+            &[silent("lukretia"), peer("macbeth", State::Recover)],
+        );
+        assert_eq!(step.command, Some(Command::Claim));
+        let w = m.waits(expiry + secs(0.02), limit, PollKind::SecondLook);
+        assert_eq!(w[0].limit, LAST_LOOK, "the second look is as short");
+        // The master answers within it: no start, and no expiry any more.
+        m.on_written(Ok(()));
+        let step = m.on_poll(
+            expiry + secs(0.03),
+            rec(State::Up, true, None),
+            &[
+                peer("lukretia", State::Recover),
+                peer("macbeth", State::Recover),
+            ],
+        );
+        assert_eq!(step.command, Some(Command::Write(State::Recover)));
+        assert_eq!(m.next_expiry(expiry), None);
+    }
+
     #[test]
     fn no_claim_no_start() {
         let mut m = Machine::new(params(&[], &[], false));
