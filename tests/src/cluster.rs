@@ -2,7 +2,8 @@
 //! the failover benchmark: each host has its own faild and failsh on its own
 //! address, and runs the toy service (`samples/toy/toy-service.sh`), whose hooks start and
 //! stop a real process and write `HOST up|started|down|reclaim TIME` lines to
-//! a shared journal.
+//! a shared journal. [`crate::lab_cluster`] runs the same hosts in network
+//! namespaces.
 
 use std::io::Write;
 use std::net::IpAddr;
