@@ -2,11 +2,13 @@
 //! the failover benchmark: each host has its own faild and failsh on its own
 //! address, and runs the toy service (`samples/toy/toy-service.sh`), whose hooks start and
 //! stop a real process and write `HOST up|started|down|reclaim TIME` lines to
-//! a shared journal.
+//! a shared journal. [`crate::lab_cluster`] runs the same hosts in network
+//! namespaces.
 
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
@@ -177,17 +179,8 @@ impl Host {
         Ok(host)
     }
 
-    /// The boot scripts' registration: FAIL with the backup host, then RECOVER.
     fn register(&self) -> Result<()> {
-        for args in [vec!["-s", "FAIL", "-b", self.peer], vec!["-sRECOVER"]] {
-            let o = self
-                .faild
-                .failc(&[&["-c", "genesis"], &args[..], &["toy"]].concat());
-            if o.status.code() != Some(0) {
-                bail!("failc {args:?}: {}", stderr(&o));
-            }
-        }
-        Ok(())
+        register(self.peer, |args| self.faild.failc(args))
     }
 
     /// The host reboots: faild comes back under a new boot id, the service
@@ -203,12 +196,7 @@ impl Host {
 
     /// The state of the toy service in this host's faild ("?" if none).
     pub fn state(&self) -> String {
-        let o = failc(&["-h", &self.addr.to_string(), "-t", "1", "toy"]);
-        stdout(&o)
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or("?")
-            .to_string()
+        state_word(&failc(&["-h", &self.addr.to_string(), "-t", "1", "toy"]))
     }
 
     /// Polls until the toy service is `want` here; the failsh log on failure.
@@ -268,6 +256,29 @@ impl Host {
         writeln!(f, "{} down {:.9}", self.name, now())?;
         Ok(at)
     }
+}
+
+/// The boot scripts' registration of the toy service: FAIL with the backup
+/// host, then RECOVER. `failc` runs failc against the host's faild with the
+/// arguments it is given (it adds how to reach that faild).
+pub fn register(backup: &str, failc: impl Fn(&[&str]) -> Output) -> Result<()> {
+    for args in [vec!["-s", "FAIL", "-b", backup], vec!["-sRECOVER"]] {
+        let o = failc(&[&["-c", "genesis"], &args[..], &["toy"]].concat());
+        if o.status.code() != Some(0) {
+            bail!("failc {args:?}: {}", stderr(&o));
+        }
+    }
+    Ok(())
+}
+
+/// The state in the answer of `failc SERVICE` ("?" if it has none: faild
+/// did not answer, or does not know the service).
+pub fn state_word(o: &Output) -> String {
+    stdout(o)
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("?")
+        .to_string()
 }
 
 /// Wall-clock seconds, as the hooks' `date +%s.%N` writes them.

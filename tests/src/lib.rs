@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 
 pub mod cluster;
+pub mod lab_cluster;
 pub mod netns;
 pub mod outage;
 pub mod procstat;

@@ -18,10 +18,11 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::read;
+use crate::{bin, read, wait_for};
 
 /// Where `ip netns add` keeps its namespace files (and bind-mounts itself).
 const RUN_NETNS: &str = "/run/netns";
@@ -259,6 +260,60 @@ impl Lab {
         let state = if up { "up" } else { "down" };
         self.ip(&["-n", &host.ns, "link", "set", IFACE, state])
             .map(drop)
+    }
+
+    /// Cuts a host's cable or plugs it back in: its port on the switch goes
+    /// down or up. Unlike [`Lab::set_link`], nothing changes on the host but
+    /// its carrier: its interface stays up with its addresses and routes,
+    /// its packets to the others are silently lost (no "network
+    /// unreachable", which taking its eth0 down gives, as that removes the
+    /// subnet's route), and its own programs keep talking to each other.
+    pub fn set_port(&self, host: &NsHost, up: bool) -> Result<()> {
+        let state = if up { "up" } else { "down" };
+        self.ip(&["-n", &self.switch, "link", "set", &host.name, state])
+            .map(drop)
+    }
+
+    /// Starts faild in the foreground inside a host's namespace, on every
+    /// address, under `boot_id`, with the community file `communities`, its
+    /// state file and log in `dir`; waits (up to `bound`) until it answers
+    /// there.
+    pub fn start_faild(
+        &self,
+        host: &NsHost,
+        dir: &Path,
+        communities: &Path,
+        boot_id: &str,
+        bound: Duration,
+    ) -> Result<NsProcess> {
+        let mut cmd = self.exec(&host.ns, bin("faild"));
+        cmd.env("FAILD_BOOT_ID", boot_id)
+            .arg("-F")
+            .arg("-c")
+            .arg(communities)
+            .arg("-s")
+            .arg(dir.join("faild.state"));
+        let mut faild = NsProcess::spawn(cmd, "faild", &dir.join("faild.log"))?;
+        wait_for("faild to answer", bound, || {
+            faild.exited().is_some() || self.failc(host, &["-t", "1", "-l"]).status.success()
+        })?;
+        faild.check_running()?;
+        Ok(faild)
+    }
+
+    /// A command running failsh in the foreground inside a host's
+    /// namespace, logging the engine, its dump file in `dir`; the caller
+    /// adds the config (`-f FILE`) and spawns it.
+    pub fn failsh(&self, host: &NsHost, dir: &Path) -> Command {
+        let mut cmd = self.exec(&host.ns, bin("failsh"));
+        cmd.args(["-F", "-d", "engine", "-l"])
+            .arg(dir.join("failsh.dump"));
+        cmd
+    }
+
+    /// Runs failc with `args` inside a host's namespace.
+    pub fn failc(&self, host: &NsHost, args: &[&str]) -> Output {
+        self.run(&host.ns, bin("failc"), args)
     }
 
     /// The MAC address of a host's interface.

@@ -26,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use failover_tests::cluster::now;
+use failover_tests::cluster::{now, state_word};
 use failover_tests::netns::{IFACE, Lab, LabError, NsHost, NsProcess, find_tool};
 use failover_tests::{bin, stderr, stdout, wait_for};
 
@@ -143,19 +143,13 @@ impl Machine {
     /// the peer), then `vip.init start` (the address down, RECOVER), the
     /// service's server, failsh.
     fn boot(&mut self, lab: &Lab, boot_id: &str) -> Result<()> {
-        let mut cmd = lab.exec(&self.host.ns, bin("faild"));
-        cmd.env("FAILD_BOOT_ID", boot_id)
-            .arg("-F")
-            .arg("-c")
-            .arg(samples().join("communities"))
-            .arg("-s")
-            .arg(self.dir.join("faild.state"));
-        let mut faild = NsProcess::spawn(cmd, "faild", &self.dir.join("faild.log"))?;
-        wait_for("faild to answer", BOUND, || {
-            faild.exited().is_some() || self.failc(lab, &["-t", "1", "-l"]).status.success()
-        })?;
-        faild.check_running()?;
-        self.faild = Some(faild);
+        self.faild = Some(lab.start_faild(
+            &self.host,
+            &self.dir,
+            &samples().join("communities"),
+            boot_id,
+            BOUND,
+        )?);
 
         let o = self.failc(
             lab,
@@ -185,12 +179,10 @@ impl Machine {
             &self.dir.join("server.log"),
         )?);
 
-        let mut cmd = lab.exec(&self.host.ns, bin("failsh"));
+        let mut cmd = lab.failsh(&self.host, &self.dir);
         cmd.env("FAILOVER_VIP_DEFAULTS", &self.defaults)
-            .args(["-F", "-d", "engine", "-f"])
-            .arg(&self.config)
-            .arg("-l")
-            .arg(self.dir.join("failsh.dump"));
+            .arg("-f")
+            .arg(&self.config);
         self.failsh = Some(NsProcess::spawn(
             cmd,
             "failsh",
@@ -218,7 +210,7 @@ impl Machine {
     }
 
     fn failc(&self, lab: &Lab, args: &[&str]) -> Output {
-        lab.run(&self.host.ns, bin("failc"), args)
+        lab.failc(&self.host, args)
     }
 
     fn vip(&self, lab: &Lab, verb: &str) -> Output {
@@ -231,12 +223,7 @@ impl Machine {
 
     /// The service's state in this host's faild ("?" if it does not answer).
     fn state(&self, lab: &Lab) -> String {
-        let o = self.failc(lab, &["-h", "127.0.0.1", "vip"]);
-        stdout(&o)
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or("?")
-            .to_string()
+        state_word(&self.failc(lab, &["-h", "127.0.0.1", "vip"]))
     }
 
     /// Errors (with the logs) if faild or failsh has died.

@@ -9,6 +9,16 @@
 //!   slave has started; then resumed (SIGCONT): the slave stands down and
 //!   the master, whose service never stopped, reclaims it (failback, from
 //!   the SIGCONT to the reclaim hook's end).
+//! - Cut link: the same two hosts, each in its own network namespace
+//!   (127.30.0.1/127.30.0.2 on a bridge); the master's port on the bridge
+//!   goes down while all its processes keep running, until the slave has
+//!   started; then it comes back up and the master reclaims, as after a
+//!   freeze. Skipped, saying why, where namespaces cannot be made (not
+//!   root, no `ip`).
+//! - Each failover row has an overhead row under it: failover − timeout,
+//!   what failsh adds to the silence it must wait out (negative when it
+//!   acts before the fault has lasted a whole timeout: the timeout counts
+//!   from the master's last answer, which came before the fault).
 //! - False failovers: the cluster left alone at a short interval while a
 //!   CPU hog saturates every core; any start on the slave (or stop on the
 //!   master) is a false failover.
@@ -16,31 +26,41 @@
 //!   its CPU use and RSS.
 //!
 //! Run: `cargo run --release -p failover-tests --bin failoverbench`.
-//! Everything runs on 127.0.0.0/8 and stops by itself.
+//! Everything runs on 127.0.0.0/8 or in namespaces it makes, and stops by
+//! itself.
 
 use std::io::{BufReader, Write};
 use std::net::TcpStream;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use failover_tests::cluster::{
     Host, PAIR, Timing, ToyServices, boot_cluster, event_time, events, now,
 };
+use failover_tests::lab_cluster::{LAB_PAIR, LabHost, boot_lab_cluster};
+use failover_tests::netns::{Lab, LabError};
 use failover_tests::procstat::{cpu_seconds, rss_kib};
 use failover_tests::{Faild, Failsh, read_reply, send_signal, wait_for};
 
 #[derive(Parser)]
 #[command(about = "Measure failover and failback times and failsh's cost, and print tables")]
 struct Args {
-    /// Failovers per interval.
+    /// Failovers per interval and fault.
     #[arg(long, default_value_t = 20)]
     trials: usize,
-    /// Intervals to measure, in seconds (timeout = 3 x interval).
+    /// Intervals to measure, in seconds.
     #[arg(long, value_delimiter = ',', default_value = "1,0.1")]
     intervals: Vec<f64>,
+    /// Timeout of the failover rows, in intervals (failsh needs at least 1).
+    #[arg(long, default_value_t = 3.0, value_parser = timeout_factor)]
+    timeout_factor: f64,
+    /// Faults to measure, in this order.
+    #[arg(long, value_delimiter = ',', default_value = "kill,freeze,cut")]
+    faults: Vec<Fault>,
     /// Services watched in the cost measurement (0 skips it).
     #[arg(long, default_value_t = 1000)]
     services: usize,
@@ -50,19 +70,65 @@ struct Args {
     /// Seconds of the false-failover run under a CPU hog (0 skips it).
     #[arg(long, default_value_t = 600.0)]
     hog_seconds: f64,
-    /// Interval of the false-failover run, in seconds.
+    /// Interval of the false-failover run, in seconds (timeout 3 intervals).
     #[arg(long, default_value_t = 0.1)]
     hog_interval: f64,
 }
 
+fn timeout_factor(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f >= 1.0 && f.is_finite() => Ok(f),
+        Ok(_) => {
+            Err("must be at least 1 (failsh refuses a timeout shorter than the interval)".into())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// How the master is taken away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Fault {
     /// SIGKILL of faild, failsh and the service; then a reboot.
     Kill,
     /// SIGSTOP of faild and failsh; then SIGCONT.
     Freeze,
+    /// The master's cable cut (network namespaces); then plugged back in.
+    Cut,
 }
+
+impl Fault {
+    /// What the failover and the failback rows say.
+    fn rows(self) -> [&'static str; 2] {
+        match self {
+            Fault::Kill => [
+                "failover (SIGKILL of the master)",
+                "failback (master reboots)",
+            ],
+            Fault::Freeze => [
+                "failover (master frozen)",
+                "failback (master resumes, reclaims)",
+            ],
+            Fault::Cut => [
+                "failover (master's link cut)",
+                "failback (link back, master reclaims)",
+            ],
+        }
+    }
+
+    /// The master's journal event that ends the failback of trial `trial`,
+    /// and its number: a rebooted master starts the service again, one
+    /// that kept running reclaims it.
+    fn back_event(self, trial: usize) -> (&'static str, usize) {
+        match self {
+            Fault::Kill => ("started", trial + 1),
+            Fault::Freeze | Fault::Cut => ("reclaim", trial),
+        }
+    }
+}
+
+/// The master's and the slave's names in the journal.
+const MASTER: &str = PAIR[0].0;
+const SLAVE: &str = PAIR[1].0;
 
 fn main() -> Result<()> {
     let args = Args::parse();
@@ -72,8 +138,9 @@ fn main() -> Result<()> {
         "release"
     };
     println!(
-        "failoverbench: {build} build, {} trials per interval",
-        args.trials
+        "failoverbench: {build} build, {} trials per interval and fault, timeout = {} × interval",
+        args.trials,
+        secs(args.timeout_factor)
     );
     println!();
     println!("| interval | timeout | what | min s | median s | p95 s | max s | aim (p95) |");
@@ -81,31 +148,37 @@ fn main() -> Result<()> {
     for &interval in &args.intervals {
         let timing = Timing {
             interval,
-            timeout: 3.0 * interval,
+            timeout: args.timeout_factor * interval,
         };
-        for fault in [Fault::Kill, Fault::Freeze] {
-            let (over, back) = failovers(timing, args.trials, fault)?;
-            let aim = timing.timeout + interval + 0.1;
-            let rows = match fault {
-                Fault::Kill => [
-                    ("failover (SIGKILL of the master)", &over),
-                    ("failback (master reboots)", &back),
-                ],
-                Fault::Freeze => [
-                    ("failover (master frozen)", &over),
-                    ("failback (master resumes, reclaims)", &back),
-                ],
+        let at = format!("| {} s | {} s |", secs(interval), secs(timing.timeout));
+        for &fault in &args.faults {
+            let [failover, failback] = fault.rows();
+            let (over, back) = match failovers(timing, args.trials, fault)? {
+                Outcome::Measured { over, back } => (over, back),
+                Outcome::Skipped(why) => {
+                    println!("{at} {failover}: skipped, {why} | | | | | |");
+                    continue;
+                }
             };
-            for (what, v) in rows {
+            let overhead: Vec<f64> = over.iter().map(|t| t - timing.timeout).collect();
+            let rows = [
+                (failover, &over, Some(timing.timeout + interval + 0.1)),
+                (
+                    "overhead (failover − timeout)",
+                    &overhead,
+                    Some(0.1 * interval + 0.05),
+                ),
+                (failback, &back, None),
+            ];
+            for (what, v, aim) in rows {
                 let s = stats(v);
-                let aim = if what.starts_with("failover") {
-                    format!("≤ {aim:.2}")
-                } else {
-                    "-".into()
-                };
+                let aim = aim.map_or("-".into(), |aim| {
+                    let met = if s[2] <= aim { "✓" } else { "✗" };
+                    format!("≤ {aim:.3} {met}")
+                });
                 println!(
-                    "| {interval} s | {:.1} s | {what} | {:.3} | {:.3} | {:.3} | {:.3} | {aim} |",
-                    timing.timeout, s[0], s[1], s[2], s[3]
+                    "{at} {what} | {:.3} | {:.3} | {:.3} | {:.3} | {aim} |",
+                    s[0], s[1], s[2], s[3]
                 );
             }
         }
@@ -119,6 +192,13 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// Seconds as the tables print them: up to three decimals, no trailing
+/// zeros (0.30000000000000004 is 0.3).
+fn secs(x: f64) -> String {
+    let s = format!("{x:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// min, median, p95, max.
 fn stats(v: &[f64]) -> [f64; 4] {
     let mut v = v.to_vec();
@@ -127,62 +207,208 @@ fn stats(v: &[f64]) -> [f64; 4] {
     [at(0.0), at(0.5), at(0.95), at(1.0)]
 }
 
-fn failovers(timing: Timing, trials: usize, fault: Fault) -> Result<(Vec<f64>, Vec<f64>)> {
+/// The figures of one fault at one timing, or why it could not run here.
+enum Outcome {
+    /// Seconds from each fault to the slave's start hook's end, and from
+    /// each return of the master to its start or reclaim hook's end.
+    Measured {
+        over: Vec<f64>,
+        back: Vec<f64>,
+    },
+    Skipped(String),
+}
+
+/// The two hosts of a failover run, and how the fault is made and undone.
+trait Pair {
+    /// Takes the master away; the time it happened.
+    fn fail(&mut self) -> Result<f64>;
+    /// Brings the master back after trial `trial`; the time it happened.
+    fn restore(&mut self, trial: usize) -> Result<f64>;
+    /// The toy service's state in the slave's faild.
+    fn slave_state(&self) -> String;
+    /// The failsh logs, for a failure's message.
+    fn logs(&self) -> String;
+}
+
+/// The hosts on loopback, for SIGKILL and SIGSTOP.
+struct Loopback {
+    master: Host,
+    slave: Host,
+    dir: PathBuf,
+    fault: Fault,
+}
+
+impl Pair for Loopback {
+    fn fail(&mut self) -> Result<f64> {
+        match self.fault {
+            Fault::Kill => self.master.crash(&self.dir),
+            Fault::Freeze => {
+                let at = now();
+                send_signal(self.master.failsh.pid(), "STOP");
+                send_signal(self.master.faild.pid(), "STOP");
+                Ok(at)
+            }
+            Fault::Cut => bail!("a cut link needs network namespaces"),
+        }
+    }
+
+    fn restore(&mut self, trial: usize) -> Result<f64> {
+        let at = now();
+        match self.fault {
+            Fault::Kill => self.master.reboot(&format!("boot-{trial}"))?,
+            Fault::Freeze => {
+                send_signal(self.master.faild.pid(), "CONT");
+                send_signal(self.master.failsh.pid(), "CONT");
+            }
+            Fault::Cut => bail!("a cut link needs network namespaces"),
+        }
+        Ok(at)
+    }
+
+    fn slave_state(&self) -> String {
+        self.slave.state()
+    }
+
+    fn logs(&self) -> String {
+        [&self.master, &self.slave]
+            .iter()
+            .map(|h| format!("--- {} failsh log:\n{}\n", h.name, h.failsh.log()))
+            .collect()
+    }
+}
+
+/// The hosts in network namespaces, for the cut link: the master's port on
+/// the bridge goes down ([`Lab::set_port`]), as when its cable is pulled or
+/// the switch port dies. Its eth0 stays up: the master only loses carrier,
+/// its packets vanish, and its faild and failsh keep talking to each other.
+/// (Taking its eth0 down instead would remove its subnet's route, and its
+/// failsh would see "network unreachable" at once: an admin's act on the
+/// host, not a link failure.)
+struct CutLink<'a> {
+    master: LabHost,
+    slave: LabHost,
+    lab: &'a Lab,
+}
+
+impl Pair for CutLink<'_> {
+    fn fail(&mut self) -> Result<f64> {
+        self.master.check_running()?;
+        let at = now();
+        self.lab.set_port(&self.master.net, false)?;
+        Ok(at)
+    }
+
+    fn restore(&mut self, _trial: usize) -> Result<f64> {
+        self.master.check_running()?;
+        let at = now();
+        self.lab.set_port(&self.master.net, true)?;
+        Ok(at)
+    }
+
+    fn slave_state(&self) -> String {
+        self.slave.state(self.lab)
+    }
+
+    fn logs(&self) -> String {
+        [&self.master, &self.slave]
+            .iter()
+            .map(|h| format!("--- {} failsh log:\n{}\n", h.net.name, h.failsh.log()))
+            .collect()
+    }
+}
+
+/// Boots the two hosts for `fault` and measures `trials` failovers and
+/// failbacks.
+fn failovers(timing: Timing, trials: usize, fault: Fault) -> Result<Outcome> {
+    // Declared before the hosts, dropped after them: their processes die
+    // before the namespaces are deleted.
+    let lab = match fault {
+        Fault::Cut => match Lab::new("cut") {
+            Ok(lab) => Some(lab),
+            Err(LabError::Unavailable(why)) => {
+                return Ok(Outcome::Skipped(format!(
+                    "network namespaces unavailable: {why}"
+                )));
+            }
+            Err(e) => bail!("setting up the namespaces: {e}"),
+        },
+        Fault::Kill | Fault::Freeze => None,
+    };
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path();
     let _services = ToyServices(dir.to_path_buf());
     std::fs::write(dir.join("journal"), "")?;
-    let [mut master, slave]: [Host; 2] = boot_cluster(&PAIR, dir, "boot-0", timing)?
-        .try_into()
-        .ok()
-        .context("two hosts")?;
+    let (over, back) = match lab {
+        Some(mut lab) => {
+            let [master, slave]: [LabHost; 2] =
+                boot_lab_cluster(&mut lab, &LAB_PAIR, dir, "boot-0", timing)?
+                    .try_into()
+                    .ok()
+                    .context("two hosts")?;
+            let mut pair = CutLink {
+                master,
+                slave,
+                lab: &lab,
+            };
+            trials_on(&mut pair, dir, timing, trials, fault)?
+        }
+        None => {
+            let [master, slave]: [Host; 2] = boot_cluster(&PAIR, dir, "boot-0", timing)?
+                .try_into()
+                .ok()
+                .context("two hosts")?;
+            let mut pair = Loopback {
+                master,
+                slave,
+                dir: dir.to_path_buf(),
+                fault,
+            };
+            trials_on(&mut pair, dir, timing, trials, fault)?
+        }
+    };
+    Ok(Outcome::Measured { over, back })
+}
+
+/// The trials on a booted pair whose journal is in `dir`: failover and
+/// failback times.
+fn trials_on(
+    pair: &mut dyn Pair,
+    dir: &Path,
+    timing: Timing,
+    trials: usize,
+    fault: Fault,
+) -> Result<(Vec<f64>, Vec<f64>)> {
     let limit = Duration::from_secs_f64(30.0 + 10.0 * timing.timeout);
-    let wait_event = |host: &str, event: &str, n: usize| {
+    let context = |pair: &dyn Pair| {
+        format!(
+            "journal:\n{}{}",
+            failover_tests::read(&dir.join("journal")),
+            pair.logs()
+        )
+    };
+    let wait_event = |pair: &dyn Pair, host: &str, event: &str, n: usize| {
         wait_for(&format!("{host} {event} #{n}"), limit, || {
             events(dir, host, event) >= n
         })
-        .with_context(|| format!("journal:\n{}", failover_tests::read(&dir.join("journal"))))
+        .with_context(|| context(pair))?;
+        event_time(dir, host, event, n).context("journal")
     };
-    wait_event("lukretia", "started", 1)?;
+    wait_event(pair, MASTER, "started", 1)?;
     let (mut over, mut back) = (Vec::new(), Vec::new());
     for trial in 1..=trials {
         // Fail at a different phase of the slave's polling cycle each time,
         // so the figures cover the whole range, not one lucky moment.
         let phase = (trial as f64 * 0.618_034).fract();
         std::thread::sleep(Duration::from_secs_f64(phase * timing.interval));
-        let gone = match fault {
-            Fault::Kill => master.crash(dir)?,
-            Fault::Freeze => {
-                let at = now();
-                send_signal(master.failsh.pid(), "STOP");
-                send_signal(master.faild.pid(), "STOP");
-                at
-            }
-        };
-        wait_event("macbeth", "started", trial)?;
-        over.push(event_time(dir, "macbeth", "started", trial).context("journal")? - gone);
-        let returned = now();
-        match fault {
-            Fault::Kill => {
-                master.reboot(&format!("boot-{trial}"))?;
-                wait_event("lukretia", "started", trial + 1)?;
-                back.push(
-                    event_time(dir, "lukretia", "started", trial + 1).context("journal")?
-                        - returned,
-                );
-            }
-            Fault::Freeze => {
-                send_signal(master.faild.pid(), "CONT");
-                send_signal(master.failsh.pid(), "CONT");
-                wait_event("lukretia", "reclaim", trial)?;
-                back.push(
-                    event_time(dir, "lukretia", "reclaim", trial).context("journal")? - returned,
-                );
-            }
-        }
+        let gone = pair.fail()?;
+        over.push(wait_event(pair, SLAVE, "started", trial)? - gone);
+        let returned = pair.restore(trial)?;
+        let (event, n) = fault.back_event(trial);
+        back.push(wait_event(pair, MASTER, event, n)? - returned);
         wait_for("the slave to stand down", limit, || {
-            slave.state() == "RECOVER"
-        })?;
+            pair.slave_state() == "RECOVER"
+        })
+        .with_context(|| context(pair))?;
         eprint!(".");
     }
     eprintln!();
