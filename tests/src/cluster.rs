@@ -38,12 +38,13 @@ impl Timing {
     }
 
     /// The availability bound U of docs/safety.md for this timing, in
-    /// seconds: up to an interval to the next poll, the timeout of silence,
-    /// and the call limit of the poll that decides and of the second look
-    /// after the claim. (The simulator adds its longest hook as slack for the
-    /// claim's writes; real processes get their own slack, see the chaos run.)
+    /// seconds: a call limit from a peer's last answer to the end of the
+    /// poll that took it in, the timeout of silence, and a call limit each
+    /// for the poll that decides and the second look after the claim. (The
+    /// simulator adds its longest hook as slack for the claim's writes;
+    /// real processes get their own slack, see the chaos run.)
     pub fn availability_bound(&self) -> f64 {
-        self.interval + self.timeout + 2.0 * self.call_limit()
+        self.timeout + 3.0 * self.call_limit()
     }
 }
 
