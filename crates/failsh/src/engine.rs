@@ -568,9 +568,9 @@ fn record_hook(
     });
 }
 
-/// Asks the local faild and every master and slave for `name`, at once.
-/// The local record (asked with `limit`) and each peer's answer (asked as
-/// `waits` says, in the order of the masters and slaves).
+/// Asks the local faild (with `limit`) and every master and slave (as
+/// `waits` says, in that order; with `limit` where it says nothing, as for
+/// a peer a reload has just added) for `name`, at once.
 async fn poll(
     name: &str,
     cfg: &ServiceConfig,
@@ -581,18 +581,17 @@ async fn poll(
     let hosts: Vec<&str> = std::iter::once(LOCALHOST)
         .chain(cfg.masters.iter().chain(&cfg.slaves).map(String::as_str))
         .collect();
-    let local = Wait { limit, hold: false };
+    let full = Wait { limit, hold: false };
     let mut polls = JoinSet::new();
-    for (i, (host, wait)) in hosts
-        .iter()
-        .zip(std::iter::once(&local).chain(waits))
-        .enumerate()
-    {
+    for (i, host) in hosts.iter().enumerate() {
         let Some(poller) = current.pollers.get(*host).cloned() else {
             continue; // cannot happen: the config defines every host it names
         };
         let service = name.to_string();
-        let wait = *wait;
+        let wait = i
+            .checked_sub(1)
+            .and_then(|peer| waits.get(peer).copied())
+            .unwrap_or(full);
         polls.spawn(async move {
             let until = tokio::time::Instant::now() + wait.limit;
             let answer = poller.get(&service, wait.limit).await;
